@@ -1,0 +1,80 @@
+//! [`AppState`]: everything a request handler may use, built once from the [`Config`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::storage::{self, BlobStore};
+
+/// The shared parts of a running host.
+pub struct App {
+    /// The validated configuration the process started with.
+    pub config: Config,
+    /// Metadata: SQLite or PostgreSQL.
+    pub db: Db,
+    /// Blobs: the filesystem or S3.
+    pub store: Arc<dyn BlobStore>,
+}
+
+/// Cheap to clone; used directly as axum state (`State<AppState>`).
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Connects the database (applying migrations) and opens the blob store.
+    pub async fn init(config: Config) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.db_url).await?;
+        db.migrate().await?;
+        let store = storage::open(&config.storage, &config.public_base_url).await?;
+        Ok(AppState(Arc::new(App { config, db, store })))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = crate::http::router(state);
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

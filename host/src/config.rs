@@ -1,0 +1,416 @@
+//! Configuration: the environment (and an optional `.env`) validated into one [`Config`].
+//!
+//! Every variable of API.md's Configuration section is read here and nowhere else. A missing or
+//! malformed value is a [`ConfigError`] naming the variable, which `main` prints as one line before
+//! exiting with code 2: an operator should never have to read a backtrace to fix a typo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One bad variable: its name and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self { var, message: message.into() }
+    }
+}
+
+/// Which SQL backend `DB_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DbUrl {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DbUrl::Sqlite(url) | DbUrl::Postgres(url) => url,
+        }
+    }
+}
+
+/// Where blobs live.
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    /// `DATA_DIR/blobs` (or any root), served publicly by the host under `/blobs/`.
+    Filesystem {
+        root: PathBuf,
+    },
+    S3(S3Config),
+}
+
+#[derive(Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub force_path_style: bool,
+    pub public_url: Option<String>,
+}
+
+// Hand-written so that the secret key can never reach a log line through `{:?}`.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("force_path_style", &self.force_path_style)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration of one process.
+#[derive(Clone)]
+pub struct Config {
+    pub db_url: DbUrl,
+    pub jwt_secret: String,
+    pub data_dir: PathBuf,
+    pub bind_addr: SocketAddr,
+    /// Without a trailing slash; `{public_base_url}/blobs/{key}` is a filesystem blob's URL.
+    pub public_base_url: String,
+    pub storage: StorageConfig,
+    pub worker_concurrency: usize,
+    pub plugin_memory_mb: u64,
+    pub plugin_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("db_url", &redact_url(self.db_url.as_str()))
+            .field("jwt_secret", &"<redacted>")
+            .field("data_dir", &self.data_dir)
+            .field("bind_addr", &self.bind_addr)
+            .field("public_base_url", &self.public_base_url)
+            .field("storage", &self.storage)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .field("plugin_memory_mb", &self.plugin_memory_mb)
+            .field("plugin_timeout", &self.plugin_timeout)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+pub const DEFAULT_DB_URL: &str = "sqlite://./data/mbk.db";
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+const JWT_SECRET_FILE: &str = "jwt_secret";
+const MIN_JWT_SECRET_LEN: usize = 32;
+
+impl Config {
+    /// Reads `.env` (when present) and then the process environment; real environment variables
+    /// win over `.env` lines. Generates the JWT secret on the embedded default when unset.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::new(".env", format!("cannot be read: {e}"))),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Validates variables given by `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let db_url = parse_db_url(get("DB_URL").as_deref().unwrap_or(DEFAULT_DB_URL))?;
+
+        let bind_raw = get("BIND_ADDR").unwrap_or_else(|| DEFAULT_BIND_ADDR.into());
+        let bind_addr: SocketAddr = bind_raw.parse().map_err(|_| {
+            ConfigError::new("BIND_ADDR", format!("expected IP:PORT such as {DEFAULT_BIND_ADDR}, got {bind_raw:?}"))
+        })?;
+
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(url) => parse_http_url("PUBLIC_BASE_URL", &url)?,
+            None => format!("http://{bind_addr}"),
+        };
+
+        let storage = match get("S3_BUCKET_NAME") {
+            None => StorageConfig::Filesystem { root: data_dir.join("blobs") },
+            Some(bucket) => StorageConfig::S3(parse_s3(bucket, &get)?),
+        };
+
+        let worker_concurrency = parse_number("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY"), 1, 1..=256)?;
+        let plugin_memory_mb = parse_number("PLUGIN_MEMORY_MB", get("PLUGIN_MEMORY_MB"), 512, 16..=16384)?;
+        let plugin_timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
+        };
+
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_LEN => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
+                ));
+            }
+            Some(secret) => secret,
+            // Several API processes must share one secret, so only the embedded default may make its own.
+            None if matches!(db_url, DbUrl::Postgres(_)) => {
+                return Err(ConfigError::new("JWT_SECRET", "required when DB_URL is a PostgreSQL URL"));
+            }
+            None => load_or_create_secret(&data_dir)?,
+        };
+
+        Ok(Config {
+            db_url,
+            jwt_secret,
+            data_dir,
+            bind_addr,
+            public_base_url,
+            storage,
+            worker_concurrency: worker_concurrency as usize,
+            plugin_memory_mb,
+            plugin_timeout: Duration::from_millis(plugin_timeout_ms),
+            log_format,
+        })
+    }
+}
+
+fn parse_db_url(raw: &str) -> Result<DbUrl, ConfigError> {
+    if raw.starts_with("sqlite:") {
+        Ok(DbUrl::Sqlite(raw.to_owned()))
+    } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        Ok(DbUrl::Postgres(raw.to_owned()))
+    } else {
+        Err(ConfigError::new(
+            "DB_URL",
+            format!("expected sqlite://PATH or postgres://USER@HOST/DB, got {:?}", redact_url(raw)),
+        ))
+    }
+}
+
+fn parse_http_url(var: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim_end_matches('/');
+    let valid = ["http://", "https://"].iter().any(|scheme| {
+        trimmed.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+    });
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ConfigError::new(var, format!("expected an http:// or https:// URL, got {raw:?}")))
+    }
+}
+
+fn parse_bool(var: &'static str, raw: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::new(var, format!("expected true or false, got {other:?}"))),
+    }
+}
+
+fn parse_number(
+    var: &'static str,
+    raw: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            var,
+            format!("expected a whole number from {} to {}, got {raw:?}", range.start(), range.end()),
+        )),
+    }
+}
+
+fn parse_s3(bucket: String, get: &impl Fn(&str) -> Option<String>) -> Result<S3Config, ConfigError> {
+    let endpoint = get("S3_ENDPOINT").map(|e| parse_http_url("S3_ENDPOINT", &e)).transpose()?;
+    let public_url = get("S3_PUBLIC_URL").map(|e| parse_http_url("S3_PUBLIC_URL", &e)).transpose()?;
+    let access_key = get("AWS_ACCESS_KEY").or_else(|| get("AWS_ACCESS_KEY_ID")).ok_or_else(|| {
+        ConfigError::new("AWS_ACCESS_KEY", "required when S3_BUCKET_NAME is set (or AWS_ACCESS_KEY_ID)")
+    })?;
+    let secret_key = get("AWS_SECRET_KEY").or_else(|| get("AWS_SECRET_ACCESS_KEY")).ok_or_else(|| {
+        ConfigError::new("AWS_SECRET_KEY", "required when S3_BUCKET_NAME is set (or AWS_SECRET_ACCESS_KEY)")
+    })?;
+    // A custom endpoint (Garage, MinIO, ...) almost always wants path-style addressing.
+    let force_path_style = parse_bool("S3_FORCE_PATH_STYLE", get("S3_FORCE_PATH_STYLE"), endpoint.is_some())?;
+    Ok(S3Config {
+        bucket,
+        endpoint,
+        region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+        access_key,
+        secret_key,
+        force_path_style,
+        public_url,
+    })
+}
+
+/// The embedded default keeps its generated JWT secret in `DATA_DIR/jwt_secret` (mode 0600), so
+/// tokens survive a restart without the operator configuring anything.
+fn load_or_create_secret(data_dir: &Path) -> Result<String, ConfigError> {
+    let path = data_dir.join(JWT_SECRET_FILE);
+    let io_err = |e: std::io::Error| {
+        ConfigError::new("DATA_DIR", format!("cannot keep the JWT secret in {}: {e}", path.display()))
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= MIN_JWT_SECRET_LEN => return Ok(secret.trim().to_owned()),
+        Ok(_) => {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                format!("{} is too short; delete it or set JWT_SECRET", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(io_err)?;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
+    let secret = hex::encode(raw);
+    write_private(&path, secret.as_bytes()).map_err(io_err)?;
+    Ok(secret)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)], dir: &Path) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        map.entry("DATA_DIR".into()).or_insert_with(|| dir.display().to_string());
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = load(&[], dir.path()).expect("defaults are valid");
+        assert_eq!(config.db_url, DbUrl::Sqlite(DEFAULT_DB_URL.into()));
+        assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(config.public_base_url, "http://127.0.0.1:8080");
+        assert!(matches!(config.storage, StorageConfig::Filesystem { ref root } if root == &dir.path().join("blobs")));
+        assert_eq!(config.worker_concurrency, 1);
+        assert_eq!(config.plugin_memory_mb, 512);
+        assert_eq!(config.plugin_timeout, Duration::from_secs(30));
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn jwt_secret_is_generated_once_and_kept_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = load(&[], dir.path()).expect("valid").jwt_secret;
+        let second = load(&[], dir.path()).expect("valid").jwt_secret;
+        assert_eq!(first, second);
+        assert_eq!(first.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(JWT_SECRET_FILE)).expect("file").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("BIND_ADDR", "nonsense")], "BIND_ADDR"),
+            (&[("DB_URL", "mysql://x")], "DB_URL"),
+            (&[("DB_URL", "postgres://u@h/db")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
+            (&[("PUBLIC_BASE_URL", "ftp://x")], "PUBLIC_BASE_URL"),
+            (&[("WORKER_CONCURRENCY", "0")], "WORKER_CONCURRENCY"),
+            (&[("WORKER_CONCURRENCY", "many")], "WORKER_CONCURRENCY"),
+            (&[("PLUGIN_MEMORY_MB", "-1")], "PLUGIN_MEMORY_MB"),
+            (&[("PLUGIN_TIMEOUT_MS", "1e3")], "PLUGIN_TIMEOUT_MS"),
+            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("S3_BUCKET_NAME", "b")], "AWS_ACCESS_KEY"),
+            (&[("S3_BUCKET_NAME", "b"), ("AWS_ACCESS_KEY", "a")], "AWS_SECRET_KEY"),
+            (
+                &[
+                    ("S3_BUCKET_NAME", "b"),
+                    ("AWS_ACCESS_KEY", "a"),
+                    ("AWS_SECRET_KEY", "s"),
+                    ("S3_ENDPOINT", "garage:3900"),
+                ],
+                "S3_ENDPOINT",
+            ),
+            (
+                &[
+                    ("S3_BUCKET_NAME", "b"),
+                    ("AWS_ACCESS_KEY", "a"),
+                    ("AWS_SECRET_KEY", "s"),
+                    ("S3_FORCE_PATH_STYLE", "maybe"),
+                ],
+                "S3_FORCE_PATH_STYLE",
+            ),
+        ];
+        for (vars, var) in cases {
+            let err = load(vars, dir.path()).expect_err(&format!("{vars:?} must be refused"));
+            assert_eq!(err.var, *var, "{vars:?}: {err}");
+            assert!(err.to_string().starts_with(&format!("{var}: ")), "{err}");
+        }
+    }
+
+    #[test]
+    fn s3_accepts_the_standard_aws_names_and_hides_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vars = [
+            ("S3_BUCKET_NAME", "media"),
+            ("AWS_ACCESS_KEY_ID", "GKabc"),
+            ("AWS_SECRET_ACCESS_KEY", "topsecret"),
+            ("S3_ENDPOINT", "http://127.0.0.1:3900/"),
+        ];
+        let config = load(&vars, dir.path()).expect("valid");
+        let StorageConfig::S3(s3) = &config.storage else { panic!("expected S3") };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert!(s3.force_path_style, "custom endpoints default to path style");
+        assert_eq!(s3.secret_key, "topsecret");
+        assert!(!format!("{config:?}").contains("topsecret"));
+    }
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(redact_url("postgres://mbk:hunter2@db:5432/mbk"), "postgres://mbk:***@db:5432/mbk");
+        assert_eq!(redact_url("sqlite://./data/mbk.db"), "sqlite://./data/mbk.db");
+    }
+}

@@ -1,0 +1,104 @@
+//! The repository layer: one face, SQLite (embedded default) and PostgreSQL underneath.
+//!
+//! [`Db`] holds one pool of either kind. Repository functions live in one module per table and
+//! use [`dispatch!`] to run the same query on either pool when the SQL fits both dialects (both
+//! accept `$1` placeholders and `RETURNING`; timestamps and ids are always made in Rust, never by
+//! `now()` or a sequence). Where a dialect differs, the function matches on [`Db`] and writes each.
+//! Each backend has its own, immutable migrations under `migrations/`.
+
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::DbUrl;
+
+/// Runs `$body` with `$pool` bound to whichever pool `$db` holds. The body is compiled once per
+/// backend, so the SQL, binds and row types are checked against both.
+#[macro_export]
+macro_rules! dispatch {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Connects (creating the SQLite file and its folder when missing).
+    pub async fn connect(url: &DbUrl) -> anyhow::Result<Db> {
+        match url {
+            DbUrl::Sqlite(url) => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .with_context(|| format!("DB_URL: cannot parse {url:?}"))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                if let Some(parent) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("cannot create the database folder {}", parent.display()))?;
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open the SQLite database {url}"))?;
+                Ok(Db::Sqlite(pool))
+            }
+            DbUrl::Postgres(url) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at {}", crate::config::redact_url(url)))?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
+        }
+        .context("database migration failed")
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// One round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        dispatch!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, |pool| pool.close().await)
+    }
+}
+
+/// Whether an error is a unique-constraint violation (a clean 409, not a 500).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

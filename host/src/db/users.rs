@@ -1,0 +1,104 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Db;
+use crate::dispatch;
+
+/// A role of the contract. Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Su,
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Su => "su",
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        match raw {
+            "su" => Some(Role::Su),
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        // The column has a CHECK constraint; an unknown value would be a corrupted database.
+        Role::parse(&self.role).unwrap_or(Role::User)
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+#[tracing::instrument(skip(db, user), fields(username = user.username))]
+pub async fn insert(db: &Db, user: &NewUser<'_>) -> Result<UserRow, sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, UserRow>(
+            "INSERT INTO users (id, username, password_hash, role, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             RETURNING id, username, password_hash, role, created_at",
+        )
+        .bind(Uuid::now_v7())
+        .bind(user.username)
+        .bind(user.password_hash)
+        .bind(user.role.as_str())
+        .bind(now)
+        .fetch_one(pool)
+        .await
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password_hash, role, created_at FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, UserRow>("SELECT id, username, password_hash, role, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await)
+}

@@ -1,0 +1,128 @@
+//! [`Json`]: axum's JSON extractor with the contract's errors. Malformed JSON is 400
+//! `bad_request`; a well-formed body with a wrong or missing field is 400 `validation_failed`
+//! naming the field (`settings.variants[2].quality`); a wrong content type is 415; a body over
+//! the limit is 413.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::AppError;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge("request body too large".into())
+            } else {
+                AppError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+            }
+        })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// Deserializes a JSON body, naming the offending field on a type error.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        use serde_json::error::Category;
+        let inner = e.inner();
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest(format!("malformed JSON: {inner}")),
+            Category::Data => {
+                let path = e.path().to_string();
+                let field = if path == "." { "body".to_owned() } else { path };
+                AppError::validation(field, strip_position(&inner.to_string()))
+            }
+        }
+    })?;
+    de.end().map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 17": noise once the field is named.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        settings: Settings,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Settings {
+        variants: Vec<Variant>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Variant {
+        quality: u8,
+    }
+
+    #[test]
+    fn names_the_field_of_a_type_error() {
+        let err =
+            parse::<Body>(br#"{"name":"a","settings":{"variants":[{"quality":1},{"quality":"x"}]}}"#).expect_err("bad");
+        assert_eq!(err.code(), "validation_failed");
+        assert!(err.to_string().starts_with("settings.variants[1].quality: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn names_a_missing_field() {
+        let err = parse::<Body>(br#"{"settings":{"variants":[]}}"#).expect_err("bad");
+        assert_eq!(err.code(), "validation_failed");
+        assert!(err.to_string().contains("missing field `name`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        for body in [&b"{"[..], b"nope", b"", br#"{"name":"a","settings":{"variants":[]}} trailing"#] {
+            let err = parse::<Body>(body).expect_err("bad");
+            assert_eq!(err.code(), "bad_request", "{}", String::from_utf8_lossy(body));
+        }
+    }
+}

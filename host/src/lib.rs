@@ -1,0 +1,19 @@
+//! # mbk-host
+//!
+//! The MediaBlobKit host: an axum HTTP API and the job workers, in one library that the `mbk-host`
+//! binary and the integration tests share.
+//!
+//! Arrows point one way: [`http`] uses [`db`], [`storage`] and (later) jobs and pipeline; nothing
+//! below [`http`] knows axum. [`app`] wires a validated [`config::Config`] into an [`app::AppState`]
+//! and the router; `main.rs` only parses the command line.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::{App, AppState};
+pub use error::{AppError, AppResult};

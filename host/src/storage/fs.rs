@@ -1,0 +1,205 @@
+//! The filesystem backend: one folder, one file per key.
+//!
+//! Writes go to `ROOT/.tmp/<uuid>` and are renamed into place once complete and synced, so a
+//! reader never sees half an object and a crash leaves only a temp file. Keys are [`BlobKey`]s
+//! (no `..`, no dot segments) and the joined path is checked to stay under the root anyway.
+
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, StorageError, StorageResult};
+
+const TMP_DIR: &str = ".tmp";
+
+pub struct FsStore {
+    root: PathBuf,
+    public_base_url: String,
+}
+
+impl FsStore {
+    /// Creates the root (and its temp folder) when missing.
+    pub async fn open(root: &Path, public_base_url: &str) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(root.join(TMP_DIR))
+            .await
+            .with_context(|| format!("cannot create the blob folder {}", root.display()))?;
+        let root = tokio::fs::canonicalize(root).await.with_context(|| format!("cannot resolve {}", root.display()))?;
+        Ok(Self { root, public_base_url: public_base_url.trim_end_matches('/').to_owned() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &BlobKey) -> StorageResult<PathBuf> {
+        let path = self.root.join(key.as_str());
+        // BlobKey already refuses `..` and absolute paths; this keeps the promise local too.
+        if !path.starts_with(&self.root) || path == self.root {
+            return Err(StorageError::InvalidKey(format!("key {key} escapes the blob root")));
+        }
+        Ok(path)
+    }
+
+    async fn meta_of(&self, key: &BlobKey, path: &Path) -> StorageResult<ObjectMeta> {
+        match tokio::fs::metadata(path).await {
+            Ok(m) if m.is_file() => Ok(to_meta(key.as_str().to_owned(), &m)),
+            Ok(_) => Err(StorageError::NotFound(key.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_string())),
+            Err(e) => Err(StorageError::backend(e)),
+        }
+    }
+
+    async fn write_temp(&self, tmp: &Path, mut body: ByteStream) -> anyhow::Result<()> {
+        let mut file = tokio::fs::File::create(tmp).await.context("create temp file")?;
+        while let Some(chunk) = body.try_next().await.context("read body")? {
+            file.write_all(&chunk).await.context("write temp file")?;
+        }
+        file.sync_all().await.context("sync temp file")?;
+        Ok(())
+    }
+}
+
+fn to_meta(key: String, m: &std::fs::Metadata) -> ObjectMeta {
+    let modified = m.modified().ok();
+    let nanos =
+        modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or_default();
+    ObjectMeta {
+        key,
+        size: m.len(),
+        last_modified: modified.map(DateTime::<Utc>::from),
+        // Keys are never rewritten with other content, so size + mtime identify a version.
+        etag: Some(format!("\"{:x}-{:x}\"", m.len(), nanos)),
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsStore {
+    fn backend(&self) -> &'static str {
+        "filesystem"
+    }
+
+    async fn put(&self, key: &BlobKey, _content_type: &str, body: ByteStream) -> StorageResult<ObjectMeta> {
+        let path = self.path_of(key)?;
+        let tmp = self.root.join(TMP_DIR).join(uuid::Uuid::now_v7().to_string());
+        if let Err(e) = self.write_temp(&tmp, body).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StorageError::Backend(e));
+        }
+        let placed = async {
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent).await.context("create folder")?;
+            }
+            tokio::fs::rename(&tmp, &path).await.context("rename into place")
+        };
+        if let Err(e) = placed.await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StorageError::Backend(e));
+        }
+        self.meta_of(key, &path).await
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> StorageResult<GetObject> {
+        let path = self.path_of(key)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_string())),
+            Err(e) => return Err(StorageError::backend(e)),
+        };
+        let m = file.metadata().await.map_err(StorageError::backend)?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound(key.to_string()));
+        }
+        let meta = to_meta(key.as_str().to_owned(), &m);
+        let resolved = match range {
+            None => None,
+            Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: Some(meta.size) })?),
+        };
+        let body: ByteStream = match resolved {
+            None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
+            Some((first, last)) => {
+                file.seek(SeekFrom::Start(first)).await.map_err(StorageError::backend)?;
+                Box::pin(ReaderStream::with_capacity(file.take(last - first + 1), 64 * 1024))
+            }
+        };
+        Ok(GetObject { meta, range: resolved, body })
+    }
+
+    async fn head(&self, key: &BlobKey) -> StorageResult<ObjectMeta> {
+        let path = self.path_of(key)?;
+        self.meta_of(key, &path).await
+    }
+
+    async fn delete(&self, key: &BlobKey) -> StorageResult<()> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StorageError::backend(e)),
+        }
+        // Prune folders left empty, up to the root, so a deleted project leaves no trace.
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == self.root || tokio::fs::remove_dir(&d).await.is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        // Start from the deepest folder the prefix names, then filter by the full prefix.
+        let start_rel = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+        if start_rel.split('/').any(|s| s == ".." || s.starts_with('.')) && !start_rel.is_empty() {
+            return Err(StorageError::InvalidKey(format!("invalid prefix {prefix:?}")));
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.join(start_rel)];
+        while let Some(dir) = stack.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::backend(e)),
+            };
+            while let Some(entry) = entries.next_entry().await.map_err(StorageError::backend)? {
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let Some(rel) = rel.to_str() else { continue };
+                if rel.split('/').any(|s| s.starts_with('.')) {
+                    continue; // the temp folder and anything not written through a BlobKey
+                }
+                let file_type = entry.file_type().await.map_err(StorageError::backend)?;
+                if file_type.is_dir() {
+                    stack.push(path);
+                } else if file_type.is_file() && rel.starts_with(prefix) {
+                    let m = entry.metadata().await.map_err(StorageError::backend)?;
+                    out.push(to_meta(rel.to_owned(), &m));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    fn public_url(&self, key: &BlobKey) -> String {
+        format!("{}/blobs/{key}", self.public_base_url)
+    }
+
+    async fn presigned_get(&self, _key: &BlobKey, _ttl: Duration) -> StorageResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn check(&self) -> StorageResult<()> {
+        let m = tokio::fs::metadata(self.root.join(TMP_DIR)).await.map_err(StorageError::backend)?;
+        if m.permissions().readonly() {
+            return Err(StorageError::backend(anyhow::anyhow!("{} is read-only", self.root.display())));
+        }
+        Ok(())
+    }
+}

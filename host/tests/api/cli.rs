@@ -1,0 +1,194 @@
+//! The `mbk-host` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mbk-host");
+
+/// The binary with nothing of this machine's configuration: no inherited DB_URL, S3_*, etc.
+fn bare(cwd: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A running `mbk-host` whose stdout is collected line by line.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mbk-host");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = log.lock().expect("log");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        Running { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until `needle` shows in the output (the process writes asynchronously).
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_until_up(base: &str, running: &mut Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{base}/healthz")).await
+            && response.status() == 200
+        {
+            return;
+        }
+        if let Ok(Some(status)) = running.child.try_wait() {
+            panic!("mbk-host exited early with {status}:\n{}", running.log());
+        }
+        assert!(Instant::now() < deadline, "mbk-host did not come up:\n{}", running.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_starts_with_zero_configuration() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut cmd = bare(cwd.path());
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    let mut running = Running::start(cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, &mut running).await;
+
+    let health: serde_json::Value =
+        reqwest::get(format!("{base}/healthz")).await.expect("get").json().await.expect("json");
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+    let ready = reqwest::get(format!("{base}/readyz")).await.expect("get");
+    assert_eq!(ready.status(), 200);
+
+    // The embedded default made its own data folder: database, blob root, JWT secret.
+    let data = cwd.path().join("data");
+    assert!(data.join("mbk.db").is_file(), "SQLite database created");
+    assert!(data.join("blobs").is_dir(), "blob folder created");
+    assert!(data.join("jwt_secret").is_file(), "JWT secret generated");
+    let secret = std::fs::read_to_string(data.join("jwt_secret")).expect("secret");
+
+    let missing = reqwest::get(format!("{base}/no/such")).await.expect("get");
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let log = running.wait_for_log("| GET /no/such |");
+    let line =
+        log.lines().find(|l| l.contains("| GET /no/such |")).unwrap_or_else(|| panic!("no request log line:\n{log}"));
+    assert!(line.contains("Http | GET /no/such | rid="), "{line}");
+    assert!(line.trim_end().ends_with("| res=404"), "{line}");
+    let ok_line = log.lines().find(|l| l.contains("| GET /healthz |")).expect("healthz logged");
+    assert!(ok_line.contains("Ops | GET /healthz |") && ok_line.trim_end().ends_with("res=200"), "{ok_line}");
+    assert!(!log.contains(secret.trim()), "the JWT secret never reaches the log");
+
+    // SIGTERM: graceful shutdown, exit 0.
+    let pid = running.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", running.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}:\n{}", running.log());
+
+    // A restart keeps the same secret (tokens survive restarts).
+    let mut cmd = bare(cwd.path());
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    let mut again = Running::start(cmd);
+    wait_until_up(&base, &mut again).await;
+    assert_eq!(std::fs::read_to_string(data.join("jwt_secret")).expect("secret"), secret);
+}
+
+#[test]
+fn a_bad_variable_stops_start_up_with_one_line() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    for (var, value) in
+        [("BIND_ADDR", "nonsense"), ("DB_URL", "mysql://x"), ("WORKER_CONCURRENCY", "lots"), ("LOG_FORMAT", "xml")]
+    {
+        let output = bare(cwd.path()).arg("serve").env(var, value).env("RUST_BACKTRACE", "1").output().expect("run");
+        assert_eq!(output.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "one line for {var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    }
+    // A malformed value in .env is reported too.
+    std::fs::write(cwd.path().join(".env"), "BIND_ADDR=also-nonsense\n").expect("write .env");
+    let output = bare(cwd.path()).arg("serve").output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("BIND_ADDR"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let output = bare(cwd.path()).arg("migrate").output().expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(cwd.path().join("data/mbk.db").is_file());
+    let again = bare(cwd.path()).arg("migrate").output().expect("run");
+    assert!(again.status.success(), "migrate is idempotent");
+}
+
+#[test]
+fn openapi_prints_the_spec_and_every_command_has_help() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let output = bare(cwd.path()).arg("openapi").output().expect("run");
+    assert!(output.status.success());
+    let spec: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON spec");
+    assert!(spec["paths"]["/healthz"].is_object());
+    for command in ["serve", "api", "migrate", "openapi"] {
+        let help = bare(cwd.path()).args([command, "--help"]).output().expect("run");
+        assert!(help.status.success(), "{command} --help");
+        assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: mbk-host"), "{command}");
+    }
+}

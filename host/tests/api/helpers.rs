@@ -1,0 +1,233 @@
+//! The test harness: a real app on port 0 against a fresh database, on either backend.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use mbk_host::AppState;
+use mbk_host::config::{Config, S3Config};
+use mbk_host::storage::BlobStore;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Filesystem,
+    S3,
+}
+
+/// Generates `mod sqlite` and `mod postgres`, each running the named `async fn(DbKind)`s.
+macro_rules! db_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::helpers::DbKind::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::helpers::DbKind::Postgres).await } )*
+        }
+    };
+}
+pub(crate) use db_tests;
+
+/// Generates `mod filesystem` and `mod s3`, each running the named `async fn(StoreKind)`s.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod filesystem {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::helpers::StoreKind::Filesystem).await } )*
+        }
+        mod s3 {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::helpers::StoreKind::S3).await } )*
+        }
+    };
+}
+pub(crate) use store_tests;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The S3 server of this test run. `scripts/test` starts Garage and sets these; running the S3
+/// tests without it is an error, not a silent skip.
+pub fn s3_config() -> S3Config {
+    let need = |name: &str| {
+        env(name)
+            .unwrap_or_else(|| panic!("{name} is not set: run the suite with scripts/test, which starts the S3 server"))
+    };
+    S3Config {
+        bucket: need("MBK_TEST_S3_BUCKET"),
+        endpoint: Some(need("MBK_TEST_S3_ENDPOINT")),
+        region: env("MBK_TEST_S3_REGION").unwrap_or_else(|| "garage".into()),
+        access_key: need("MBK_TEST_S3_ACCESS_KEY"),
+        secret_key: need("MBK_TEST_S3_SECRET_KEY"),
+        force_path_style: true,
+        public_url: env("MBK_TEST_S3_PUBLIC_URL"),
+    }
+}
+
+fn pg_admin_url() -> String {
+    env("MBK_TEST_PG_URL").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL database made for one test and dropped when the test ends (even by a panic).
+pub struct PgTestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgTestDb {
+    pub async fn create() -> Self {
+        let admin = pg_admin_url();
+        let name = format!("mbk_t_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} (set MBK_TEST_PG_URL): {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let _ = conn.close().await;
+        let (base, _) = admin.rsplit_once('/').expect("MBK_TEST_PG_URL ends in /DBNAME");
+        PgTestDb { url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgTestDb {
+    fn drop(&mut self) {
+        let admin = pg_admin_url();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A database of the given kind, fresh for this test.
+pub struct TestDb {
+    pub url: String,
+    _pg: Option<PgTestDb>,
+    _dir: Option<TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(kind: DbKind) -> Self {
+        match kind {
+            DbKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/mbk.db", dir.path().display());
+                TestDb { url, _pg: None, _dir: Some(dir) }
+            }
+            DbKind::Postgres => {
+                let pg = PgTestDb::create().await;
+                TestDb { url: pg.url.clone(), _pg: Some(pg), _dir: None }
+            }
+        }
+    }
+}
+
+/// The configuration a test app runs with, built through the same validation as production.
+pub fn test_config(data_dir: &std::path::Path, db_url: &str, store: StoreKind, bind: SocketAddr) -> Config {
+    let mut vars: HashMap<&str, String> = HashMap::from([
+        ("DATA_DIR", data_dir.display().to_string()),
+        ("DB_URL", db_url.to_owned()),
+        ("JWT_SECRET", TEST_JWT_SECRET.to_owned()),
+        ("BIND_ADDR", bind.to_string()),
+        ("PUBLIC_BASE_URL", format!("http://{bind}")),
+    ]);
+    if store == StoreKind::S3 {
+        let s3 = s3_config();
+        vars.insert("S3_BUCKET_NAME", s3.bucket);
+        vars.insert("S3_ENDPOINT", s3.endpoint.unwrap_or_default());
+        vars.insert("S3_REGION", s3.region);
+        vars.insert("AWS_ACCESS_KEY", s3.access_key);
+        vars.insert("AWS_SECRET_KEY", s3.secret_key);
+        vars.insert("S3_FORCE_PATH_STYLE", "true".into());
+        if let Some(public) = s3.public_url {
+            vars.insert("S3_PUBLIC_URL", public);
+        }
+    }
+    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+}
+
+/// A running app: the real router on a real socket.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _db: TestDb,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(db: DbKind, store: StoreKind) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let test_db = TestDb::new(db).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = test_config(dir.path(), &test_db.url, store, addr);
+        let state = AppState::init(config).await.expect("app starts");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(mbk_host::app::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { addr, base: format!("http://{addr}"), client, state, shutdown: Some(tx), _db: test_db, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub fn store(&self) -> &dyn BlobStore {
+        self.state.store.as_ref()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts the contract's error body and returns its message.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(content_type.starts_with("application/json"), "error content type {content_type:?}");
+    let body: serde_json::Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().expect("message is a string").to_owned();
+    assert!(!message.is_empty(), "{body}");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "only `error` at the top: {body}");
+    message
+}

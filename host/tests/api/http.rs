@@ -1,0 +1,96 @@
+//! The HTTP skeleton: health, readiness, errors for unknown routes and methods, the spec.
+
+use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests};
+
+db_tests!(
+    healthz_says_ok,
+    readyz_names_the_backends,
+    readyz_is_503_when_the_database_is_gone,
+    unknown_route_is_a_contract_404,
+    wrong_method_is_a_contract_405,
+    openapi_and_swagger_ui_are_served_offline,
+    request_id_is_echoed_or_made,
+);
+
+async fn healthz_says_ok(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+async fn readyz_names_the_backends(db: DbKind) {
+    for store in [StoreKind::Filesystem, StoreKind::S3] {
+        let app = TestApp::spawn(db, store).await;
+        let response = app.get("/readyz").await;
+        assert_eq!(response.status(), 200, "{store:?}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        let expected_db = match db {
+            DbKind::Sqlite => "sqlite",
+            DbKind::Postgres => "postgres",
+        };
+        let expected_store = match store {
+            StoreKind::Filesystem => "filesystem",
+            StoreKind::S3 => "s3",
+        };
+        assert_eq!(body, serde_json::json!({"status": "ok", "database": expected_db, "storage": expected_store}));
+    }
+}
+
+async fn readyz_is_503_when_the_database_is_gone(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    app.state.db.close().await;
+    let message = assert_error(app.get("/readyz").await, 503, "unavailable").await;
+    assert!(message.contains("database"), "{message}");
+    // The process keeps serving.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+async fn unknown_route_is_a_contract_404(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let message = assert_error(app.get("/no/such").await, 404, "not_found").await;
+    assert_eq!(message, "no route for GET /no/such");
+    let long = format!("/{}", "x".repeat(10_000));
+    assert_error(app.get(&long).await, 404, "not_found").await;
+}
+
+async fn wrong_method_is_a_contract_405(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let response = app.client.delete(app.url("/healthz")).send().await.expect("request");
+    let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(allow.contains("GET"), "Allow: {allow:?}");
+    assert_error(response, 405, "method_not_allowed").await;
+}
+
+async fn openapi_and_swagger_ui_are_served_offline(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let spec: serde_json::Value = app.get("/api-docs/openapi.json").await.json().await.expect("spec");
+    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{spec}");
+    for path in ["/healthz", "/readyz"] {
+        assert!(spec["paths"][path]["get"].is_object(), "{path} missing from the spec");
+    }
+    assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(spec["components"]["securitySchemes"]["api_key"].is_object());
+
+    let page = app.get("/swagger-ui/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+    // The assets come from the binary (vendored), not from a CDN.
+    let css = app.get("/swagger-ui/swagger-ui.css").await;
+    assert_eq!(css.status(), 200);
+    assert!(css.bytes().await.expect("css").len() > 10_000);
+    let config = app.get("/swagger-ui/swagger-initializer.js").await.text().await.expect("js");
+    assert!(config.contains("/api-docs/openapi.json"), "{config}");
+}
+
+async fn request_id_is_echoed_or_made(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let echoed = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.expect("request");
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    let hostile = app.client.get(app.url("/healthz")).header("x-request-id", "a\"b c").send().await.expect("request");
+    let made = hostile.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests of mbk-host: one binary, real services.
+//!
+//! Every database test runs on SQLite and on PostgreSQL (a fresh database per test), every storage
+//! test on the filesystem and on a real S3 server (Garage, started by `scripts/test`). Test names
+//! say which: `db::postgres::users_roundtrip`, `storage::s3::multipart_upload_round_trips`.
+
+mod cli;
+mod db;
+mod helpers;
+mod http;
+mod storage;
