@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
 use crate::storage::{self, BlobStore};
@@ -20,6 +22,10 @@ pub struct App {
     pub db: Db,
     /// Blobs: the filesystem or S3.
     pub store: Arc<dyn BlobStore>,
+    /// Signs and verifies access tokens.
+    pub tokens: TokenKeys,
+    /// Counts failed logins per username and client address.
+    pub throttle: LoginThrottle,
 }
 
 /// Cheap to clone; used directly as axum state (`State<AppState>`).
@@ -39,7 +45,9 @@ impl AppState {
         let db = Db::connect(&config.db_url).await?;
         db.migrate().await?;
         let store = storage::open(&config.storage, &config.public_base_url).await?;
-        Ok(AppState(Arc::new(App { config, db, store })))
+        let tokens = TokenKeys::new(&config.jwt_secret, config.auth.access_ttl)?;
+        let throttle = LoginThrottle::new(config.auth.login_max_failures, config.auth.login_window);
+        Ok(AppState(Arc::new(App { config, db, store, tokens, throttle })))
     }
 }
 

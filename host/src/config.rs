@@ -93,6 +93,31 @@ pub struct Config {
     pub plugin_memory_mb: u64,
     pub plugin_timeout: Duration,
     pub log_format: LogFormat,
+    /// Identity settings; fixed in production, shortened by tests (expiry without sleeping).
+    pub auth: AuthSettings,
+}
+
+/// Lifetimes and login throttling. Not read from the environment: the contract fixes them.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Access token (JWT) lifetime: 15 minutes.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime: 30 days.
+    pub refresh_ttl: Duration,
+    /// Failed logins allowed per username and per client address within `login_window`.
+    pub login_max_failures: usize,
+    pub login_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_max_failures: 10,
+            login_window: Duration::from_secs(60),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -108,6 +133,7 @@ impl std::fmt::Debug for Config {
             .field("plugin_memory_mb", &self.plugin_memory_mb)
             .field("plugin_timeout", &self.plugin_timeout)
             .field("log_format", &self.log_format)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -196,6 +222,7 @@ impl Config {
             plugin_memory_mb,
             plugin_timeout: Duration::from_millis(plugin_timeout_ms),
             log_format,
+            auth: AuthSettings::default(),
         })
     }
 }

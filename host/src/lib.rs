@@ -8,6 +8,7 @@
 //! and the router; `main.rs` only parses the command line.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

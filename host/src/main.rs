@@ -24,6 +24,15 @@ enum Command {
     Migrate,
     /// Print the OpenAPI spec of every route as JSON.
     Openapi,
+    /// Create a su user: the only way to make one. The password comes from a prompt (no echo).
+    Superuser {
+        /// Login name of the new su user.
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (first line) instead of prompting, for scripts.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +65,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve | Command::Api => run_api(config).await,
             Command::Migrate => migrate(config).await,
+            Command::Superuser { username, password_stdin } => superuser(config, &username, password_stdin).await,
             Command::Openapi => Ok(()),
         }
     });
@@ -87,6 +97,38 @@ async fn run_api(config: Config) -> anyhow::Result<()> {
     state.db.close().await;
     tracing::info!("mbk-host stopped");
     Ok(())
+}
+
+async fn superuser(config: Config, username: &str, password_stdin: bool) -> anyhow::Result<()> {
+    use mbk_host::auth::{password, service};
+    service::check_username(username).map_err(|m| anyhow::anyhow!("--username: {m}"))?;
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        let first =
+            rpassword::prompt_password(format!("Password for {username}: ")).context("cannot read the password")?;
+        let second = rpassword::prompt_password("Repeat it: ").context("cannot read the password")?;
+        anyhow::ensure!(first == second, "the passwords differ; nothing was created");
+        first
+    };
+    password::check_policy(&password).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+
+    let db = mbk_host::db::Db::connect(&config.db_url).await?;
+    db.migrate().await?;
+    let created = service::insert_user(&db, username, &password, mbk_host::db::users::Role::Su).await;
+    db.close().await;
+    match created {
+        Ok(user) => {
+            println!("created su user {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Err(mbk_host::AppError::Conflict { .. }) => {
+            anyhow::bail!("user {username:?} already exists; nothing was created")
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {

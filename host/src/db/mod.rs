@@ -5,7 +5,11 @@
 //! accept `$1` placeholders and `RETURNING`; timestamps and ids are always made in Rust, never by
 //! `now()` or a sequence). Where a dialect differs, the function matches on [`Db`] and writes each.
 //! Each backend has its own, immutable migrations under `migrations/`.
+//!
+//! On SQLite, sqlx stores `DateTime<Utc>` as RFC 3339 text with a fixed `+00:00` offset and 0, 3,
+//! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
+pub mod refresh_tokens;
 pub mod users;
 
 use std::str::FromStr;

@@ -98,6 +98,37 @@ pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Erro
     })
 }
 
+/// One page of users, oldest first (ids are UUIDv7, so id order is creation order).
+#[tracing::instrument(skip(db))]
+pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password_hash, role, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Deletes a user; their refresh tokens go with them (ON DELETE CASCADE). False when absent.
+#[tracing::instrument(skip(db))]
+pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let affected = dispatch!(db, |pool| {
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+    })?;
+    Ok(affected == 1)
+}
+
+/// Projects (including soft-deleted ones) a user owns.
+#[tracing::instrument(skip(db))]
+pub async fn count_owned_projects(db: &Db, id: Uuid) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM projects WHERE owner_id = $1").bind(id).fetch_one(pool).await
+    })
+}
+
 #[tracing::instrument(skip(db))]
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(pool).await)

@@ -56,9 +56,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         match inner.classify() {
             Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest(format!("malformed JSON: {inner}")),
             Category::Data => {
-                let path = e.path().to_string();
-                let field = if path == "." { "body".to_owned() } else { path };
-                AppError::validation(field, strip_position(&inner.to_string()))
+                let message = strip_position(&inner.to_string());
+                // serde reports a missing field at its parent's path; name the field itself.
+                let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+                let field = match (e.path().to_string().as_str(), missing) {
+                    (".", Some(name)) => name.to_owned(),
+                    (".", None) => "body".to_owned(),
+                    (path, Some(name)) => format!("{path}.{name}"),
+                    (path, None) => path.to_owned(),
+                };
+                AppError::validation(field, message)
             }
         }
     })?;
@@ -115,7 +122,9 @@ mod tests {
     fn names_a_missing_field() {
         let err = parse::<Body>(br#"{"settings":{"variants":[]}}"#).expect_err("bad");
         assert_eq!(err.code(), "validation_failed");
-        assert!(err.to_string().contains("missing field `name`"), "{err}");
+        assert_eq!(err.to_string(), "name: missing field `name`");
+        let err = parse::<Body>(br#"{"name":"a","settings":{"variants":[{}]}}"#).expect_err("bad");
+        assert_eq!(err.to_string(), "settings.variants[0].quality: missing field `quality`");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`LogContext`] (who called, which project) and, for a 5xx, the cause that the client never
 //! sees. Query strings are never logged (they may carry tokens); paths are cut at 256 bytes.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -18,6 +19,18 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Extra context for the request's log line (e.g. `user=0193…`), set as a response extension.
 #[derive(Debug, Clone)]
 pub struct LogContext(pub String);
+
+/// Where extractors note who is calling (`user=…`, `project=…`) for the request's log line. The
+/// middleware puts it in the request's extensions and reads it back once the response is made.
+#[derive(Debug, Clone, Default)]
+pub struct LogNotes(Arc<Mutex<Vec<String>>>);
+
+/// Adds `note` to the log line of the request `parts` belongs to.
+pub fn note(parts: &axum::http::request::Parts, note: String) {
+    if let Some(LogNotes(notes)) = parts.extensions.get::<LogNotes>() {
+        notes.lock().unwrap_or_else(|p| p.into_inner()).push(note);
+    }
+}
 
 /// The module named on the log line, from the first path segment.
 pub fn module_of(path: &str) -> &'static str {
@@ -60,8 +73,10 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-pub async fn log_requests(req: Request, next: Next) -> Response {
+pub async fn log_requests(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let notes = LogNotes::default();
+    req.extensions_mut().insert(notes.clone());
     let method = req.method().clone();
     let path = loggable_path(req.uri().path());
     let rid = request_id(&req);
@@ -71,6 +86,10 @@ pub async fn log_requests(req: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut context = format!("rid={rid} {elapsed_ms:.1}ms");
+    for extra in notes.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        context.push(' ');
+        context.push_str(extra);
+    }
     if let Some(LogContext(extra)) = response.extensions().get::<LogContext>() {
         context.push(' ');
         context.push_str(extra);

@@ -5,9 +5,13 @@
 //! [`normalize_errors`] rewrites whatever else produces a 4xx/5xx (unknown routes, wrong methods,
 //! body limits, panics) into the same shape.
 
+pub mod auth;
+pub mod extract;
 pub mod json;
 pub mod log;
 pub mod ops;
+pub mod pagination;
+pub mod users;
 
 use axum::Router;
 use axum::body::Body;
@@ -36,6 +40,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "auth", description = "Log in, rotate refresh tokens, log out"),
+        (name = "users", description = "User management (su only)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -58,7 +64,7 @@ impl Modify for SecuritySchemes {
 
 /// Every documented route.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::router()).merge(users::router()).merge(ops::router())
 }
 
 /// The OpenAPI document of every route (also printed by `mbk-host openapi`).

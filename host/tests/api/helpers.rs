@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use mbk_host::AppState;
+use mbk_host::auth::service;
 use mbk_host::config::{Config, S3Config};
+use mbk_host::db::users::Role;
 use mbk_host::storage::BlobStore;
 use sqlx::Connection;
 use tempfile::TempDir;
@@ -184,11 +186,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: DbKind, store: StoreKind) -> TestApp {
+        Self::spawn_with(db, store, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with a chance to adjust the configuration (short token TTLs...).
+    pub async fn spawn_with(db: DbKind, store: StoreKind, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let test_db = TestDb::new(db).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = test_config(dir.path(), &test_db.url, store, addr);
+        let mut config = test_config(dir.path(), &test_db.url, store, addr);
+        adjust(&mut config);
         let state = AppState::init(config).await.expect("app starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(mbk_host::app::serve(state.clone(), listener, async move {
@@ -208,6 +216,61 @@ impl TestApp {
 
     pub fn store(&self) -> &dyn BlobStore {
         self.state.store.as_ref()
+    }
+
+    /// Makes a user directly in the database (as `mbk-host superuser` does for su).
+    pub async fn make_user(&self, username: &str, password: &str, role: Role) -> uuid::Uuid {
+        service::insert_user(&self.state.db, username, password, role).await.expect("insert user").id
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs in and returns `(access_token, refresh_token)`.
+    pub async fn tokens(&self, username: &str, password: &str) -> (String, String) {
+        let response = self.login(username, password).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        (
+            body["access_token"].as_str().expect("access").to_owned(),
+            body["refresh_token"].as_str().expect("refresh").to_owned(),
+        )
+    }
+
+    /// A user of `role` made and logged in; returns `(id, access_token)`.
+    pub async fn user_with_token(&self, username: &str, role: Role) -> (uuid::Uuid, String) {
+        let id = self.make_user(username, "password-of-test", role).await;
+        (id, self.tokens(username, "password-of-test").await.0)
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn delete_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
     }
 }
 

@@ -8,4 +8,5 @@ mod cli;
 mod db;
 mod helpers;
 mod http;
+mod identity;
 mod storage;

@@ -1,0 +1,83 @@
+//! Extractors: [`CurrentUser`] from `Authorization: Bearer <JWT>`, and the role guards
+//! [`RequireSu`] and [`RequireAdmin`]. A missing or broken token is 401, never "anonymous"; a
+//! valid token with too small a role is 403.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use super::tokens::TokenError;
+use crate::db::users::Role;
+use crate::http::log;
+use crate::{AppError, AppState};
+
+/// The caller, as the access token says (no database lookup per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl CurrentUser {
+    pub fn is_su(&self) -> bool {
+        self.role == Role::Su
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if one is present (malformed ones are errors).
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, AppError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| AppError::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AppError::Unauthorized("expected Authorization: Bearer <access_token>".into()));
+    }
+    Ok(Some(token.trim()))
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer_token(parts)?.ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+        let claims = state.tokens.verify(token).map_err(|e| match e {
+            TokenError::Expired => AppError::Unauthorized("the access token has expired".into()),
+            TokenError::Invalid => AppError::Unauthorized("invalid access token".into()),
+        })?;
+        log::note(parts, format!("user={}", claims.sub));
+        Ok(CurrentUser { id: claims.sub, role: claims.role })
+    }
+}
+
+/// Only `su`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequireSu(pub CurrentUser);
+
+impl FromRequestParts<AppState> for RequireSu {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if user.role != Role::Su {
+            return Err(AppError::Forbidden("this requires the su role".into()));
+        }
+        Ok(RequireSu(user))
+    }
+}
+
+/// `su` or `admin`.
+#[derive(Debug, Clone, Copy)]
+pub struct RequireAdmin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for RequireAdmin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if !matches!(user.role, Role::Su | Role::Admin) {
+            return Err(AppError::Forbidden("this requires the admin or su role".into()));
+        }
+        Ok(RequireAdmin(user))
+    }
+}

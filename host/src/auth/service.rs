@@ -1,0 +1,143 @@
+//! The identity flows: log in, rotate, log out, manage users. Handlers call these; these call the
+//! repository. Errors are already the contract's.
+
+use std::net::IpAddr;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{password, tokens};
+use crate::db::users::{self, NewUser, Role, UserRow};
+use crate::db::{Db, is_unique_violation, refresh_tokens};
+use crate::{AppError, AppResult, AppState};
+
+/// Unknown user and wrong password answer alike.
+const BAD_CREDENTIALS: &str = "invalid username or password";
+const BAD_REFRESH: &str = "invalid refresh token";
+
+/// A fresh access token and refresh token.
+#[derive(Debug)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// Usernames: 1..=64 of ASCII letters, digits, `.`, `_`, `-`, `@`.
+pub fn check_username(username: &str) -> Result<(), String> {
+    if username.is_empty() || username.len() > 64 {
+        return Err("must be 1 to 64 characters long".into());
+    }
+    if !username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)) {
+        return Err("may contain only letters, digits, '.', '_', '-' and '@'".into());
+    }
+    Ok(())
+}
+
+async fn issue(state: &AppState, user_id: Uuid, role: Role, family_id: Uuid) -> AppResult<Tokens> {
+    let access_token = state.tokens.issue(user_id, role)?;
+    let refresh_token = tokens::new_refresh_token();
+    let ttl = chrono::Duration::from_std(state.config.auth.refresh_ttl).map_err(anyhow::Error::new)?;
+    refresh_tokens::insert(&state.db, user_id, family_id, &tokens::hash_secret(&refresh_token), Utc::now() + ttl)
+        .await?;
+    Ok(Tokens { access_token, refresh_token, expires_in: state.tokens.access_ttl().as_secs() })
+}
+
+pub async fn login(state: &AppState, username: &str, password: &str, client: Option<IpAddr>) -> AppResult<Tokens> {
+    if let Err(retry_after_secs) = state.throttle.check(username, client) {
+        return Err(AppError::RateLimited { retry_after_secs });
+    }
+    // Refuse absurd inputs before spending argon2 time on them (same answer as a wrong password).
+    let plausible = password.len() <= password::MAX_PASSWORD_BYTES && username.len() <= 256;
+    let user = if plausible { users::find_by_username(&state.db, username).await? } else { None };
+    let verified =
+        plausible && password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            state.throttle.record_failure(username, client);
+            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+    };
+    state.throttle.record_success(username);
+    // Opportunistic housekeeping: expired tokens are useless, keep the table small.
+    refresh_tokens::purge_expired(&state.db, Utc::now()).await?;
+    issue(state, user.id, user.role(), Uuid::now_v7()).await
+}
+
+/// Rotates a refresh token. A revoked token presented again means it leaked (or a client is
+/// confused): the whole family is revoked, and the legitimate holder must log in again.
+pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Tokens> {
+    let row = refresh_tokens::find_by_hash(&state.db, &tokens::hash_secret(presented))
+        .await?
+        .ok_or_else(|| AppError::Unauthorized(BAD_REFRESH.into()))?;
+    if row.revoked_at.is_some() {
+        let revoked = refresh_tokens::revoke_family(&state.db, row.family_id).await?;
+        tracing::warn!(user = %row.user_id, family = %row.family_id, revoked, "refresh token reuse detected; login revoked");
+        return Err(AppError::Unauthorized(BAD_REFRESH.into()));
+    }
+    if row.expires_at <= Utc::now() {
+        refresh_tokens::purge_expired(&state.db, Utc::now()).await?;
+        return Err(AppError::Unauthorized("the refresh token has expired".into()));
+    }
+    let user =
+        users::find_by_id(&state.db, row.user_id).await?.ok_or_else(|| AppError::Unauthorized(BAD_REFRESH.into()))?;
+    if !refresh_tokens::revoke_if_active(&state.db, row.id).await? {
+        // Another request rotated this token a moment ago: that is reuse too.
+        refresh_tokens::revoke_family(&state.db, row.family_id).await?;
+        return Err(AppError::Unauthorized(BAD_REFRESH.into()));
+    }
+    issue(state, user.id, user.role(), row.family_id).await
+}
+
+/// Revokes a refresh token. Unknown or already revoked tokens are not an error (RFC 7009): the
+/// caller's goal, that the token no longer works, holds either way.
+pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
+    if let Some(row) = refresh_tokens::find_by_hash(&state.db, &tokens::hash_secret(presented)).await? {
+        refresh_tokens::revoke_if_active(&state.db, row.id).await?;
+    }
+    Ok(())
+}
+
+pub async fn me(state: &AppState, id: Uuid) -> AppResult<UserRow> {
+    // The token outlived its user: treat it as no longer valid.
+    users::find_by_id(&state.db, id).await?.ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))
+}
+
+/// Creates an `admin` or `user` through the API (`su` only comes from the CLI).
+pub async fn create_user(state: &AppState, username: &str, password: &str, role: &str) -> AppResult<UserRow> {
+    check_username(username).map_err(|m| AppError::validation("username", m))?;
+    let role = match Role::parse(role) {
+        Some(Role::Su) => {
+            return Err(AppError::validation("role", "su users are created only by `mbk-host superuser`"));
+        }
+        Some(role) => role,
+        None => return Err(AppError::validation("role", format!("must be \"admin\" or \"user\", got {role:?}"))),
+    };
+    password::check_policy(password).map_err(|m| AppError::validation("password", m))?;
+    insert_user(&state.db, username, password, role).await
+}
+
+/// Inserts a user with a freshly hashed password; a taken username is 409. Also used by the
+/// `superuser` command, which is why it takes the database rather than the app.
+pub async fn insert_user(db: &Db, username: &str, password: &str, role: Role) -> AppResult<UserRow> {
+    let password_hash = password::hash(password.to_owned()).await?;
+    users::insert(db, &NewUser { username, password_hash: &password_hash, role }).await.map_err(|e| {
+        if is_unique_violation(&e) { AppError::conflict(format!("username {username:?} is taken")) } else { e.into() }
+    })
+}
+
+pub async fn delete_user(state: &AppState, id: Uuid) -> AppResult<()> {
+    let user = users::find_by_id(&state.db, id).await?.ok_or_else(|| AppError::not_found("user", id))?;
+    if user.role() == Role::Su {
+        return Err(AppError::Forbidden("su users cannot be deleted through the API".into()));
+    }
+    let owned = users::count_owned_projects(&state.db, id).await?;
+    if owned > 0 {
+        return Err(AppError::conflict(format!("user {id} owns {owned} project(s); delete them first")));
+    }
+    if !users::delete(&state.db, id).await? {
+        return Err(AppError::not_found("user", id));
+    }
+    Ok(())
+}
