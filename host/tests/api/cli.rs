@@ -186,9 +186,183 @@ fn openapi_prints_the_spec_and_every_command_has_help() {
     assert!(output.status.success());
     let spec: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON spec");
     assert!(spec["paths"]["/healthz"].is_object());
-    for command in ["serve", "api", "migrate", "openapi"] {
+    for command in ["serve", "api", "migrate", "openapi", "superuser"] {
         let help = bare(cwd.path()).args([command, "--help"]).output().expect("run");
         assert!(help.status.success(), "{command} --help");
         assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: mbk-host"), "{command}");
+    }
+}
+
+/// `mbk-host superuser --password-stdin` with `password` on standard input.
+fn superuser(cwd: &std::path::Path, username: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = bare(cwd)
+        .args(["superuser", "--username", username, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn superuser_from_a_script() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let made = superuser(cwd.path(), "root", "a long password");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(String::from_utf8_lossy(&made.stdout).contains("created su user root"));
+
+    let again = superuser(cwd.path(), "root", "another password");
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists") && stderr.trim().lines().count() == 1, "{stderr}");
+
+    let short = superuser(cwd.path(), "root2", "short");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8 characters"));
+    let bad_name = superuser(cwd.path(), "has space", "a long password");
+    assert_eq!(bad_name.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_name.stderr).contains("--username"));
+    let missing = bare(cwd.path()).args(["superuser"]).output().expect("run");
+    assert!(!missing.status.success(), "--username is required");
+}
+
+#[test]
+fn superuser_interactively_without_echo() {
+    use std::io::{Read, Write};
+    // `script` gives the command a real terminal, as an operator's shell would.
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let run = |first: &str, second: &str| {
+        let command = format!("{BIN} superuser --username operator");
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(cwd.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TERM", "dumb")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn script (util-linux)");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("lock").push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let wait_for = |needle: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !output.lock().expect("lock").contains(needle) {
+                assert!(Instant::now() < deadline, "no {needle:?} prompt: {}", output.lock().expect("lock"));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // Type each answer only once its prompt is shown (and echo is off), as a person would.
+        wait_for("Password for operator:");
+        stdin.write_all(format!("{first}\n").as_bytes()).expect("type");
+        wait_for("Repeat it:");
+        stdin.write_all(format!("{second}\n").as_bytes()).expect("type");
+        let status = child.wait().expect("wait");
+        drop(stdin);
+        let _ = reader.join();
+        let text = output.lock().expect("lock").clone();
+        (status, text)
+    };
+
+    let (status, text) = run("typed-secret-1", "typed-secret-2");
+    assert!(!status.success(), "mismatch refused: {text}");
+    assert!(text.contains("differ"), "{text}");
+
+    let (status, text) = run("typed-secret-1", "typed-secret-1");
+    assert!(status.success(), "{text}");
+    assert!(text.contains("created su user operator"), "{text}");
+    assert!(!text.contains("typed-secret-1"), "the password was echoed: {text}");
+}
+
+#[tokio::test]
+async fn logs_never_carry_secrets() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let su_password = "su-secret-password-1";
+    assert!(superuser(cwd.path(), "root", su_password).status.success());
+    let port = free_port();
+    let mut cmd = bare(cwd.path());
+    // Debug level: even the chattiest lines must not carry a secret.
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}")).env("RUST_LOG", "debug");
+    let mut running = Running::start(cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, &mut running).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value, token: Option<&str>| {
+        let mut request = client.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    let login: serde_json::Value =
+        post("/auth/login", serde_json::json!({"username": "root", "password": su_password}), None)
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+    let access = login["access_token"].as_str().expect("access").to_owned();
+    let first_refresh = login["refresh_token"].as_str().expect("refresh").to_owned();
+    let user_password = "new-user-password-2";
+    let created = post(
+        "/users",
+        serde_json::json!({"username": "ada", "password": user_password, "role": "admin"}),
+        Some(&access),
+    )
+    .await
+    .expect("create");
+    assert_eq!(created.status(), 201);
+    let rotated: serde_json::Value = post("/auth/refresh", serde_json::json!({"refresh_token": first_refresh}), None)
+        .await
+        .expect("refresh")
+        .json()
+        .await
+        .expect("json");
+    let second_refresh = rotated["refresh_token"].as_str().expect("refresh").to_owned();
+    // Reuse (logged as a warning), a failed login with a real password of another user, logout.
+    assert_eq!(
+        post("/auth/refresh", serde_json::json!({"refresh_token": first_refresh}), None).await.expect("reuse").status(),
+        401
+    );
+    assert_eq!(
+        post("/auth/login", serde_json::json!({"username": "root", "password": user_password}), None)
+            .await
+            .expect("login")
+            .status(),
+        401
+    );
+    assert_eq!(
+        post("/auth/logout", serde_json::json!({"refresh_token": second_refresh}), None)
+            .await
+            .expect("logout")
+            .status(),
+        204
+    );
+
+    let log = running.wait_for_log("| POST /auth/logout |");
+    assert!(
+        log.contains("Auth | POST /auth/login |") && log.contains("Users | POST /users |") && log.contains(" user="),
+        "{log}"
+    );
+    assert!(log.contains("refresh token reuse detected"), "{log}");
+    let secret = std::fs::read_to_string(cwd.path().join("data/jwt_secret")).expect("secret");
+    for needle in [su_password, user_password, &first_refresh, &second_refresh, &access, "$argon2", secret.trim()] {
+        assert!(!log.contains(needle), "the log carries a secret ({}…):\n{log}", &needle[..needle.len().min(12)]);
     }
 }

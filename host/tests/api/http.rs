@@ -67,9 +67,21 @@ async fn openapi_and_swagger_ui_are_served_offline(db: DbKind) {
     let app = TestApp::spawn(db, StoreKind::Filesystem).await;
     let spec: serde_json::Value = app.get("/api-docs/openapi.json").await.json().await.expect("spec");
     assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{spec}");
-    for path in ["/healthz", "/readyz"] {
-        assert!(spec["paths"][path]["get"].is_object(), "{path} missing from the spec");
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/auth/login", "post"),
+        ("/auth/refresh", "post"),
+        ("/auth/logout", "post"),
+        ("/auth/me", "get"),
+        ("/users", "post"),
+        ("/users", "get"),
+        ("/users/{id}", "delete"),
+    ] {
+        assert!(spec["paths"][path][method].is_object(), "{method} {path} missing from the spec");
     }
+    assert_eq!(spec["paths"]["/users"]["get"]["security"][0]["bearer"], serde_json::json!([]));
+    assert!(spec["components"]["schemas"]["TokenResponse"].is_object());
     assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
     assert!(spec["components"]["securitySchemes"]["api_key"].is_object());
@@ -84,6 +96,24 @@ async fn openapi_and_swagger_ui_are_served_offline(db: DbKind) {
     assert!(css.bytes().await.expect("css").len() > 10_000);
     let config = app.get("/swagger-ui/swagger-initializer.js").await.text().await.expect("js");
     assert!(config.contains("/api-docs/openapi.json"), "{config}");
+}
+
+/// The spec is generated from the handlers; this snapshot makes every change to it visible in
+/// review. Regenerate with `MBK_UPDATE_SNAPSHOTS=1 scripts/test openapi_snapshot`.
+#[test]
+fn openapi_snapshot() {
+    let spec = mbk_host::http::openapi().to_pretty_json().expect("spec") + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/openapi.json");
+    if std::env::var("MBK_UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, &spec).expect("write snapshot");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        expected == spec,
+        "the OpenAPI spec changed; review it and regenerate {} with MBK_UPDATE_SNAPSHOTS=1",
+        path.display()
+    );
 }
 
 async fn request_id_is_echoed_or_made(db: DbKind) {
