@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod projects;
 pub mod storage;
 pub mod telemetry;
 

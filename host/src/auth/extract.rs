@@ -1,6 +1,7 @@
 //! Extractors: [`CurrentUser`] from `Authorization: Bearer <JWT>`, and the role guards
 //! [`RequireSu`] and [`RequireAdmin`]. A missing or broken token is 401, never "anonymous"; a
-//! valid token with too small a role is 403.
+//! valid token with too small a role is 403. [`ProjectKey`] from `X-API-Key`: 401 for a key that
+//! is unknown, disabled, deleted, or whose project is soft-deleted.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -79,5 +80,37 @@ impl FromRequestParts<AppState> for RequireAdmin {
             return Err(AppError::Forbidden("this requires the admin or su role".into()));
         }
         Ok(RequireAdmin(user))
+    }
+}
+
+/// The project an `X-API-Key` belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectKey {
+    pub key_id: Uuid,
+    pub project_id: Uuid,
+}
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+impl FromRequestParts<AppState> for ProjectKey {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let invalid = || AppError::Unauthorized("invalid API key".into());
+        let presented = parts
+            .headers
+            .get(API_KEY_HEADER)
+            .ok_or_else(|| AppError::Unauthorized("missing X-API-Key header".into()))?
+            .to_str()
+            .map_err(|_| invalid())?
+            .trim();
+        let prefix = super::api_keys::prefix_of(presented).ok_or_else(invalid)?;
+        let credential = crate::db::api_keys::find_live_by_prefix(&state.db, prefix).await?.ok_or_else(invalid)?;
+        if !credential.enabled || !super::api_keys::matches(presented, &credential.key_hash) {
+            return Err(invalid());
+        }
+        crate::db::api_keys::touch(&state.db, credential.id, chrono::Utc::now()).await?;
+        log::note(parts, format!("project={} key={}", credential.project_id, prefix));
+        Ok(ProjectKey { key_id: credential.id, project_id: credential.project_id })
     }
 }

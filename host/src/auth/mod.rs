@@ -2,10 +2,11 @@
 //! throttling, and the flows that combine them ([`service`]). Nothing here knows axum except
 //! [`extract`], which turns a bearer token into a [`extract::CurrentUser`].
 
+pub mod api_keys;
 pub mod extract;
 pub mod password;
 pub mod service;
 pub mod throttle;
 pub mod tokens;
 
-pub use extract::{CurrentUser, RequireAdmin, RequireSu};
+pub use extract::{CurrentUser, ProjectKey, RequireAdmin, RequireSu};

@@ -9,6 +9,10 @@
 //! On SQLite, sqlx stores `DateTime<Utc>` as RFC 3339 text with a fixed `+00:00` offset and 0, 3,
 //! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
+pub mod api_keys;
+pub mod jobs;
+pub mod plugins;
+pub mod projects;
 pub mod refresh_tokens;
 pub mod users;
 

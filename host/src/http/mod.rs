@@ -7,10 +7,12 @@
 
 pub mod auth;
 pub mod extract;
+pub mod jobs;
 pub mod json;
 pub mod log;
 pub mod ops;
 pub mod pagination;
+pub mod projects;
 pub mod users;
 
 use axum::Router;
@@ -42,6 +44,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
     tags(
         (name = "auth", description = "Log in, rotate refresh tokens, log out"),
         (name = "users", description = "User management (su only)"),
+        (name = "projects", description = "Projects, their settings and API keys (owner or su)"),
+        (name = "jobs", description = "Background jobs"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -64,7 +68,12 @@ impl Modify for SecuritySchemes {
 
 /// Every documented route.
 fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::router()).merge(users::router()).merge(ops::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(projects::router())
+        .merge(jobs::router())
+        .merge(ops::router())
 }
 
 /// The OpenAPI document of every route (also printed by `mbk-host openapi`).

@@ -265,6 +265,44 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    pub async fn put_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let mut request = self.client.put(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn patch_json(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// `GET path` with `X-API-Key: key`.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("x-api-key", key).send().await.expect("request")
+    }
+
+    /// Creates a project as `token`'s user; returns its JSON.
+    pub async fn create_project(&self, token: &str, name: &str) -> serde_json::Value {
+        let response = self.post_json("/projects", Some(token), &serde_json::json!({"name": name})).await;
+        assert_eq!(response.status(), 201, "create project {name}");
+        response.json().await.expect("json")
+    }
+
+    /// Creates an API key for a project; returns `(key_id, key)`.
+    pub async fn create_key(&self, token: &str, project_id: &str) -> (String, String) {
+        let response = self
+            .post_json(&format!("/projects/{project_id}/keys"), Some(token), &serde_json::json!({"name": "test"}))
+            .await;
+        assert_eq!(response.status(), 201, "create key");
+        let body: serde_json::Value = response.json().await.expect("json");
+        (body["id"].as_str().expect("id").to_owned(), body["key"].as_str().expect("key").to_owned())
+    }
+
     pub async fn delete_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.client.delete(self.url(path));
         if let Some(token) = token {

@@ -9,4 +9,5 @@ mod db;
 mod helpers;
 mod http;
 mod identity;
+mod projects;
 mod storage;

@@ -1,0 +1,138 @@
+//! The `projects` table. Soft-deleted projects (`deleted_at` set) are invisible to every query
+//! here except the ones named `_including_deleted` (for the cleanup).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Db;
+use crate::dispatch;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub owner_id: Uuid,
+    /// JSON text of `ProjectSettings` (JSONB on PostgreSQL, TEXT on SQLite; read as text on both).
+    pub settings: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, slug, owner_id, CAST(settings AS TEXT) AS settings, created_at, updated_at";
+
+pub struct NewProject<'a> {
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub owner_id: Uuid,
+    pub settings: &'a serde_json::Value,
+}
+
+#[tracing::instrument(skip(db, project), fields(name = project.name))]
+pub async fn insert(db: &Db, project: &NewProject<'_>) -> Result<ProjectRow, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let settings = sqlx::types::Json(project.settings);
+    dispatch!(db, |pool| {
+        sqlx::query("INSERT INTO projects (id, name, slug, owner_id, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+            .bind(id)
+            .bind(project.name)
+            .bind(project.slug)
+            .bind(project.owner_id)
+            .bind(settings)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    find(db, id).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// A live (not soft-deleted) project.
+#[tracing::instrument(skip(db))]
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProjectRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE id = $1 AND deleted_at IS NULL");
+    dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+/// Live projects, newest first; only `owner`'s when given.
+#[tracing::instrument(skip(db))]
+pub async fn list(db: &Db, owner: Option<Uuid>, limit: i64, offset: i64) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1)
+         ORDER BY id DESC LIMIT $2 OFFSET $3"
+    );
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn count(db: &Db, owner: Option<Uuid>) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1)",
+        )
+        .bind(owner)
+        .fetch_one(pool)
+        .await
+    })
+}
+
+/// Renames and/or replaces the settings of a live project. The slug never changes.
+#[tracing::instrument(skip(db, settings))]
+pub async fn update(
+    db: &Db,
+    id: Uuid,
+    name: Option<&str>,
+    settings: Option<&serde_json::Value>,
+) -> Result<bool, sqlx::Error> {
+    let settings = settings.map(sqlx::types::Json);
+    let affected = dispatch!(db, |pool| {
+        sqlx::query(
+            "UPDATE projects SET name = COALESCE($1, name), settings = COALESCE($2, settings), updated_at = $3
+             WHERE id = $4 AND deleted_at IS NULL",
+        )
+        .bind(name)
+        .bind(settings)
+        .bind(Utc::now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(affected == 1)
+}
+
+/// Hides a project and disables its keys, in one transaction.
+#[tracing::instrument(skip(db))]
+pub async fn soft_delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let hidden =
+            sqlx::query("UPDATE projects SET deleted_at = $1, updated_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query("UPDATE api_keys SET enabled = FALSE WHERE project_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(hidden == 1)
+    })
+}
+
+/// Removes a project's rows; files, variants, keys and jobs go with it (ON DELETE CASCADE).
+#[tracing::instrument(skip(db))]
+pub async fn delete_rows(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    let affected = dispatch!(db, |pool| {
+        sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+    })?;
+    Ok(affected == 1)
+}

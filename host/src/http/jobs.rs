@@ -1,0 +1,99 @@
+//! `GET /jobs`: a project's jobs, for its API key.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::Json;
+use super::extract::Query;
+use super::pagination::{Paginated, Pagination};
+use crate::auth::ProjectKey;
+use crate::db::jobs::{self, JobRow};
+use crate::error::ErrorBody;
+use crate::{AppError, AppResult, AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_jobs))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Job)]
+pub struct JobView {
+    pub id: Uuid,
+    pub project_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<Uuid>,
+    /// `process_image`, `sync_project_variants`, `sync_file_variants` or `cleanup`.
+    #[schema(example = "process_image")]
+    pub kind: String,
+    /// `pending`, `processing`, `completed` or `failed`.
+    #[schema(example = "completed")]
+    pub status: String,
+    pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(j: JobRow) -> Self {
+        JobView {
+            id: j.id,
+            project_id: j.project_id,
+            file_id: j.file_id,
+            kind: j.kind,
+            status: j.status,
+            attempts: j.attempts,
+            error: j.error,
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Only jobs in this status: `pending`, `processing`, `completed` or `failed`.
+    pub status: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1)]
+    pub page: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub per_page: Option<String>,
+}
+
+/// Parses `?status=` (absent: all); any other value is 400.
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<&'static str>> {
+    match raw {
+        None => Ok(None),
+        Some(s) => jobs::STATUSES.iter().find(|known| **known == s).map(|known| Some(*known)).ok_or_else(|| {
+            AppError::validation("status", format!("must be one of {}, got {s:?}", jobs::STATUSES.join(", ")))
+        }),
+    }
+}
+
+/// The jobs of the key's project, newest first.
+#[utoipa::path(
+    get, path = "/jobs", tag = "jobs", security(("api_key" = [])), params(JobsQuery),
+    responses(
+        (status = 200, body = Paginated<JobView>),
+        (status = 400, description = "Unknown status or bad pagination", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    )
+)]
+async fn list_jobs(
+    State(state): State<AppState>,
+    key: ProjectKey,
+    Query(query): Query<JobsQuery>,
+) -> AppResult<Json<Paginated<JobView>>> {
+    let status = parse_status(query.status.as_deref())?;
+    let page = Pagination::parse(query.page.as_deref(), query.per_page.as_deref())?;
+    let total = jobs::count(&state.db, key.project_id, status).await?;
+    let rows = jobs::list(&state.db, key.project_id, status, page.limit(), page.offset()).await?;
+    Ok(Json(page.wrap(rows.into_iter().map(JobView::from).collect(), total)))
+}

@@ -1,0 +1,6 @@
+//! Projects: their settings (variants, quotas), ownership, deletion, and their API keys.
+
+pub mod service;
+pub mod settings;
+
+pub use settings::{Fit, ImageFormat, ProjectSettings, Quotas, VariantName, VariantSpec};

@@ -1,0 +1,195 @@
+//! The project flows. Ownership is checked here: a project its caller may not see is 404, as if
+//! it did not exist (API.md: existence is not leaked).
+
+use anyhow::Context;
+use uuid::Uuid;
+
+use super::settings::{ProjectSettings, STANDARD_PLUGIN};
+use crate::auth::{CurrentUser, api_keys as keygen};
+use crate::db::api_keys::{self, ApiKeyRow};
+use crate::db::projects::{self, NewProject, ProjectRow};
+use crate::db::{Db, is_unique_violation, plugins};
+use crate::storage::keys::{project_prefix, slugify};
+use crate::storage::{BlobKey, BlobStore};
+use crate::{AppError, AppResult, AppState};
+
+/// A project with its settings parsed.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub row: ProjectRow,
+    pub settings: ProjectSettings,
+}
+
+impl Project {
+    fn from_row(row: ProjectRow) -> AppResult<Project> {
+        let settings = serde_json::from_str(&row.settings)
+            .with_context(|| format!("settings of project {} are corrupt", row.id))?;
+        Ok(Project { row, settings })
+    }
+
+    /// Where every blob of the project lives.
+    pub fn prefix(&self) -> String {
+        project_prefix(&self.row.slug, self.row.id)
+    }
+}
+
+pub fn check_name(field: &str, name: &str) -> AppResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AppError::validation(field, "must be 1 to 100 characters, without control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Parses and validates settings, including that every plugin they name is registered.
+async fn parse_settings(db: &Db, raw: serde_json::Value) -> AppResult<ProjectSettings> {
+    let settings = ProjectSettings::from_json(raw, "settings")?;
+    for (i, plugin) in settings.plugins() {
+        if plugin != STANDARD_PLUGIN && !plugins::name_exists(db, plugin).await? {
+            return Err(AppError::validation(
+                format!("settings.variants[{i}].plugin"),
+                format!("no plugin named {plugin:?} is registered"),
+            ));
+        }
+    }
+    Ok(settings)
+}
+
+pub async fn create(
+    state: &AppState,
+    user: CurrentUser,
+    name: &str,
+    settings: Option<serde_json::Value>,
+) -> AppResult<Project> {
+    let name = check_name("name", name)?;
+    let settings = match settings {
+        None | Some(serde_json::Value::Null) => ProjectSettings::default(),
+        Some(raw) => parse_settings(&state.db, raw).await?,
+    };
+    let json = serde_json::to_value(&settings).context("serialise settings")?;
+    let row = projects::insert(
+        &state.db,
+        &NewProject { name: &name, slug: &slugify(&name), owner_id: user.id, settings: &json },
+    )
+    .await?;
+    Project::from_row(row)
+}
+
+/// The project, if the caller may see it (its owner, or su).
+pub async fn get(state: &AppState, user: CurrentUser, id: Uuid) -> AppResult<Project> {
+    match projects::find(&state.db, id).await? {
+        Some(row) if user.is_su() || row.owner_id == user.id => Project::from_row(row),
+        _ => Err(AppError::not_found("project", id)),
+    }
+}
+
+/// A live project by id, whoever asks (for key-authenticated routes, where the key decided).
+pub async fn get_by_key(state: &AppState, id: Uuid) -> AppResult<Project> {
+    let row = projects::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("project", id))?;
+    Project::from_row(row)
+}
+
+pub async fn list(state: &AppState, user: CurrentUser, limit: i64, offset: i64) -> AppResult<(Vec<Project>, i64)> {
+    let owner = (!user.is_su()).then_some(user.id);
+    let total = projects::count(&state.db, owner).await?;
+    let rows = projects::list(&state.db, owner, limit, offset).await?;
+    Ok((rows.into_iter().map(Project::from_row).collect::<AppResult<_>>()?, total))
+}
+
+pub async fn update(
+    state: &AppState,
+    user: CurrentUser,
+    id: Uuid,
+    name: Option<&str>,
+    settings: Option<serde_json::Value>,
+) -> AppResult<Project> {
+    get(state, user, id).await?;
+    let name = name.map(|n| check_name("name", n)).transpose()?;
+    let settings = match settings {
+        None => None,
+        Some(raw) => Some(serde_json::to_value(parse_settings(&state.db, raw).await?).context("serialise settings")?),
+    };
+    if !projects::update(&state.db, id, name.as_deref(), settings.as_ref()).await? {
+        return Err(AppError::not_found("project", id));
+    }
+    get(state, user, id).await
+}
+
+/// Soft delete (hidden, keys disabled; purged by the cleanup after 30 days), or permanent:
+/// every blob under the project's prefix first, then the rows. When storage fails the rows stay,
+/// so nothing becomes an untracked orphan; the caller may retry.
+pub async fn delete(state: &AppState, user: CurrentUser, id: Uuid, permanent: bool) -> AppResult<()> {
+    let project = get(state, user, id).await?;
+    if !permanent {
+        projects::soft_delete(&state.db, id).await?;
+        return Ok(());
+    }
+    // Keys first: no upload may land while the blobs are being removed.
+    projects::soft_delete(&state.db, id).await?;
+    delete_prefix(state.store.as_ref(), &project.prefix()).await?;
+    projects::delete_rows(&state.db, id).await?;
+    Ok(())
+}
+
+/// Removes every object under `prefix`.
+pub async fn delete_prefix(store: &dyn BlobStore, prefix: &str) -> AppResult<usize> {
+    let objects = store.list(prefix).await?;
+    for object in &objects {
+        store.delete(&BlobKey::parse(&object.key)?).await?;
+    }
+    Ok(objects.len())
+}
+
+/// A new key; its secret is returned here and never again.
+pub async fn create_key(
+    state: &AppState,
+    user: CurrentUser,
+    project_id: Uuid,
+    name: &str,
+) -> AppResult<(ApiKeyRow, String)> {
+    get(state, user, project_id).await?;
+    let name = check_name("name", name)?;
+    // A prefix collision (2^-48 per pair) is retried rather than answered as an error.
+    for _ in 0..3 {
+        let key = keygen::generate();
+        match api_keys::insert(&state.db, project_id, &name, &key.prefix, &key.hash).await {
+            Ok(row) => return Ok((row, key.key)),
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Internal(anyhow::anyhow!("could not find a free key prefix")))
+}
+
+pub async fn list_keys(
+    state: &AppState,
+    user: CurrentUser,
+    project_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<ApiKeyRow>, i64)> {
+    get(state, user, project_id).await?;
+    Ok((api_keys::list(&state.db, project_id, limit, offset).await?, api_keys::count(&state.db, project_id).await?))
+}
+
+pub async fn set_key_enabled(
+    state: &AppState,
+    user: CurrentUser,
+    project_id: Uuid,
+    key_id: Uuid,
+    enabled: bool,
+) -> AppResult<ApiKeyRow> {
+    get(state, user, project_id).await?;
+    if !api_keys::set_enabled(&state.db, project_id, key_id, enabled).await? {
+        return Err(AppError::not_found("key", key_id));
+    }
+    api_keys::find(&state.db, project_id, key_id).await?.ok_or_else(|| AppError::not_found("key", key_id))
+}
+
+pub async fn delete_key(state: &AppState, user: CurrentUser, project_id: Uuid, key_id: Uuid) -> AppResult<()> {
+    get(state, user, project_id).await?;
+    if !api_keys::delete(&state.db, project_id, key_id).await? {
+        return Err(AppError::not_found("key", key_id));
+    }
+    Ok(())
+}

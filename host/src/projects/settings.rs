@@ -1,0 +1,336 @@
+//! Project settings: the image variants to render and the quotas, typed and validated at the
+//! edge. Every rule of API.md's Settings paragraph lives here, and every refusal names its field
+//! (`settings.variants[2].quality`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::AppError;
+
+pub const STANDARD_PLUGIN: &str = "mbk-standard";
+pub const MAX_DIMENSION: u32 = 8192;
+pub const MAX_VARIANTS: usize = 32;
+pub const DEFAULT_MAX_FILE_BYTES: i64 = 25 * 1024 * 1024;
+
+/// How a variant fits its box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Fit inside width x height, ratio kept, never upscaled.
+    Contain,
+    /// Fill width x height, then centre-crop to exactly that size.
+    Cover,
+    /// Exactly width x height, ratio ignored.
+    Stretch,
+}
+
+/// The encoding of a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Webp,
+    Avif,
+    Jpeg,
+    Png,
+}
+
+impl ImageFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Webp => "webp",
+            ImageFormat::Avif => "avif",
+            ImageFormat::Jpeg => "jpg",
+            ImageFormat::Png => "png",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageFormat::Webp => "image/webp",
+            ImageFormat::Avif => "image/avif",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Png => "image/png",
+        }
+    }
+}
+
+/// A variant name: `[a-z0-9_-]{1,32}`. Safe as a storage key segment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[a-z0-9_-]{1,32}$", example = "thumbnail")]
+pub struct VariantName(String);
+
+impl VariantName {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let valid = (1..=32).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if valid { Ok(Self(raw.to_owned())) } else { Err(format!("must match [a-z0-9_-]{{1,32}}, got {raw:?}")) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for VariantName {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<VariantName> for String {
+    fn from(name: VariantName) -> String {
+        name.0
+    }
+}
+
+/// One image variant to render for every uploaded image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    pub name: VariantName,
+    /// 1..=8192, or null (then `height` bounds the size).
+    #[schema(minimum = 1, maximum = 8192, example = 150)]
+    pub width: Option<u32>,
+    /// 1..=8192, or null (then `width` bounds the size).
+    #[schema(minimum = 1, maximum = 8192, example = 150)]
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub format: ImageFormat,
+    #[schema(minimum = 1, maximum = 100, example = 80)]
+    pub quality: u8,
+    /// A registered plugin's name.
+    #[serde(default = "standard_plugin")]
+    #[schema(example = "mbk-standard")]
+    pub plugin: String,
+    /// Handed to the plugin as is.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+fn standard_plugin() -> String {
+    STANDARD_PLUGIN.to_owned()
+}
+
+/// Limits on what a project may store. `null` means no limit (but `max_file_bytes` defaults to 25 MiB).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    #[serde(default = "default_max_file_bytes")]
+    #[schema(minimum = 1, example = 26214400)]
+    pub max_file_bytes: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_total_bytes: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_files: Option<i64>,
+}
+
+fn default_max_file_bytes() -> Option<i64> {
+    Some(DEFAULT_MAX_FILE_BYTES)
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { max_file_bytes: default_max_file_bytes(), max_total_bytes: None, max_files: None }
+    }
+}
+
+/// What a project renders and what it may store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    /// Omitted: the two default variants (`thumbnail`, `medium`). `[]`: no variants.
+    #[serde(default = "default_variants")]
+    pub variants: Vec<VariantSpec>,
+    #[serde(default)]
+    pub quotas: Quotas,
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        ProjectSettings { variants: default_variants(), quotas: Quotas::default() }
+    }
+}
+
+fn default_variants() -> Vec<VariantSpec> {
+    let variant = |name: &str, width, height, fit| VariantSpec {
+        name: VariantName(name.to_owned()),
+        width,
+        height,
+        fit,
+        format: ImageFormat::Webp,
+        quality: 80,
+        plugin: standard_plugin(),
+        params: BTreeMap::new(),
+    };
+    vec![variant("thumbnail", Some(150), Some(150), Fit::Cover), variant("medium", Some(800), None, Fit::Contain)]
+}
+
+impl ProjectSettings {
+    /// Parses settings from JSON, naming the field of any error under `prefix` (`settings`).
+    pub fn from_json(value: serde_json::Value, prefix: &str) -> Result<Self, AppError> {
+        // serde would also read a struct from an array (`[]` -> all defaults): refuse that.
+        if !value.is_object() {
+            return Err(AppError::validation(prefix, "must be an object with `variants` and/or `quotas`"));
+        }
+        let settings: ProjectSettings = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { prefix.to_owned() } else { format!("{prefix}.{path}") };
+            AppError::validation(field, e.inner().to_string())
+        })?;
+        settings.validate(prefix)?;
+        Ok(settings)
+    }
+
+    /// The rules that types alone do not carry. `known_plugin` says whether a name is registered.
+    pub fn validate(&self, prefix: &str) -> Result<(), AppError> {
+        if self.variants.len() > MAX_VARIANTS {
+            return Err(AppError::validation(format!("{prefix}.variants"), format!("at most {MAX_VARIANTS} variants")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, v) in self.variants.iter().enumerate() {
+            let field = |name: &str| format!("{prefix}.variants[{i}].{name}");
+            if !seen.insert(v.name.as_str()) {
+                return Err(AppError::validation(
+                    field("name"),
+                    format!("{:?} is used by another variant", v.name.as_str()),
+                ));
+            }
+            for (name, value) in [("width", v.width), ("height", v.height)] {
+                if let Some(n) = value
+                    && !(1..=MAX_DIMENSION).contains(&n)
+                {
+                    return Err(AppError::validation(
+                        field(name),
+                        format!("must be 1..={MAX_DIMENSION} or null, got {n}"),
+                    ));
+                }
+            }
+            if v.width.is_none() && v.height.is_none() {
+                return Err(AppError::validation(field("width"), "width and height cannot both be null"));
+            }
+            if matches!(v.fit, Fit::Cover | Fit::Stretch) && (v.width.is_none() || v.height.is_none()) {
+                return Err(AppError::validation(
+                    field(if v.width.is_none() { "width" } else { "height" }),
+                    "cover and stretch need both width and height",
+                ));
+            }
+            if !(1..=100).contains(&v.quality) {
+                return Err(AppError::validation(field("quality"), format!("must be 1..=100, got {}", v.quality)));
+            }
+            if v.plugin.is_empty() || v.plugin.len() > 64 {
+                return Err(AppError::validation(field("plugin"), "must be a plugin name of 1 to 64 characters"));
+            }
+            if v.params.len() > 64 || v.params.iter().any(|(k, val)| k.len() > 128 || val.len() > 4096) {
+                return Err(AppError::validation(
+                    field("params"),
+                    "at most 64 entries, keys up to 128 and values up to 4096 bytes",
+                ));
+            }
+        }
+        for (name, value) in [
+            ("max_file_bytes", self.quotas.max_file_bytes),
+            ("max_total_bytes", self.quotas.max_total_bytes),
+            ("max_files", self.quotas.max_files),
+        ] {
+            if let Some(n) = value
+                && n < 1
+            {
+                return Err(AppError::validation(
+                    format!("{prefix}.quotas.{name}"),
+                    format!("must be at least 1 or null, got {n}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plugins the variants name, each once, with the index of the first variant naming it.
+    pub fn plugins(&self) -> Vec<(usize, &str)> {
+        let mut out: Vec<(usize, &str)> = Vec::new();
+        for (i, v) in self.variants.iter().enumerate() {
+            if !out.iter().any(|(_, p)| *p == v.plugin) {
+                out.push((i, v.plugin.as_str()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: serde_json::Value) -> Result<ProjectSettings, String> {
+        ProjectSettings::from_json(value, "settings").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_thumbnail_and_medium() {
+        let s = ProjectSettings::default();
+        assert_eq!(
+            serde_json::to_value(&s).expect("json"),
+            json!({"variants": [
+                {"name": "thumbnail", "width": 150, "height": 150, "fit": "cover", "format": "webp", "quality": 80, "plugin": "mbk-standard", "params": {}},
+                {"name": "medium", "width": 800, "height": null, "fit": "contain", "format": "webp", "quality": 80, "plugin": "mbk-standard", "params": {}}],
+             "quotas": {"max_file_bytes": 26214400, "max_total_bytes": null, "max_files": null}})
+        );
+        assert_eq!(parse(json!({})).expect("valid"), s, "omitted parts take the defaults");
+    }
+
+    #[test]
+    fn accepts_the_example_of_the_contract() {
+        let s = parse(json!({"variants": [
+            {"name": "thumbnail", "width": 150, "height": 150, "fit": "cover", "format": "webp", "quality": 80},
+            {"name": "large", "width": 1600, "height": null, "fit": "contain", "format": "avif", "quality": 60, "plugin": "mbk-standard", "params": {}}],
+            "quotas": {"max_file_bytes": 26214400, "max_total_bytes": null, "max_files": null}}))
+        .expect("valid");
+        assert_eq!(s.variants[1].format, ImageFormat::Avif);
+        assert_eq!(s.variants[0].plugin, STANDARD_PLUGIN);
+        assert_eq!(parse(json!({"variants": []})).expect("valid").variants.len(), 0);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let ok = json!({"name": "a", "width": 10, "height": 10, "fit": "cover", "format": "png", "quality": 50});
+        let with = |patch: serde_json::Value| {
+            let mut v = ok.clone();
+            v["name"] = json!("c");
+            for (k, val) in patch.as_object().expect("object") {
+                v[k] = val.clone();
+            }
+            json!({"variants": [ok.clone(), ok.clone().as_object().map(|o| { let mut o = o.clone(); o.insert("name".into(), json!("b")); o }), v]})
+        };
+        let cases = [
+            (with(json!({"quality": 0})), "settings.variants[2].quality"),
+            (with(json!({"quality": 101})), "settings.variants[2].quality"),
+            (with(json!({"quality": 300})), "settings.variants[2].quality"),
+            (with(json!({"width": 0})), "settings.variants[2].width"),
+            (with(json!({"height": 8193})), "settings.variants[2].height"),
+            (with(json!({"width": null, "height": null, "fit": "contain"})), "settings.variants[2].width"),
+            (with(json!({"width": null, "fit": "cover"})), "settings.variants[2].width"),
+            (with(json!({"fit": "fill"})), "settings.variants[2].fit"),
+            (with(json!({"format": "gif"})), "settings.variants[2].format"),
+            (with(json!({"name": "Big Name"})), "settings.variants[2].name"),
+            (with(json!({"name": "x".repeat(33)})), "settings.variants[2].name"),
+            (with(json!({"name": "a"})), "settings.variants[2].name"),
+            (with(json!({"qualty": 5})), "settings.variants[2].qualty"),
+            (with(json!({"width": "10"})), "settings.variants[2].width"),
+            (with(json!({"params": {"k": 1}})), "settings.variants[2].params.k"),
+            (json!({"quotas": {"max_files": 0}}), "settings.quotas.max_files"),
+            (json!({"quotas": {"max_file_bytes": -5}}), "settings.quotas.max_file_bytes"),
+            (json!({"variants": {}}), "settings.variants"),
+            (json!([]), "settings"),
+        ];
+        for (value, field) in cases {
+            let err = parse(value.clone()).expect_err(&format!("{value} must be refused"));
+            assert!(err.starts_with(&format!("{field}: ")), "{value}: {err}");
+        }
+    }
+}
