@@ -93,6 +93,8 @@ pub struct Config {
     pub plugin_memory_mb: u64,
     pub plugin_timeout: Duration,
     pub log_format: LogFormat,
+    /// Images with more pixels than this are refused at upload (decompression bombs).
+    pub max_image_pixels: u64,
     /// Identity settings; fixed in production, shortened by tests (expiry without sleeping).
     pub auth: AuthSettings,
 }
@@ -133,6 +135,7 @@ impl std::fmt::Debug for Config {
             .field("plugin_memory_mb", &self.plugin_memory_mb)
             .field("plugin_timeout", &self.plugin_timeout)
             .field("log_format", &self.log_format)
+            .field("max_image_pixels", &self.max_image_pixels)
             .field("auth", &self.auth)
             .finish()
     }
@@ -190,6 +193,8 @@ impl Config {
         let worker_concurrency = parse_number("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY"), 1, 1..=256)?;
         let plugin_memory_mb = parse_number("PLUGIN_MEMORY_MB", get("PLUGIN_MEMORY_MB"), 512, 16..=16384)?;
         let plugin_timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
+        let max_image_pixels =
+            parse_number("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS"), 100_000_000, 1..=10_000_000_000)?;
         let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -222,6 +227,7 @@ impl Config {
             plugin_memory_mb,
             plugin_timeout: Duration::from_millis(plugin_timeout_ms),
             log_format,
+            max_image_pixels,
             auth: AuthSettings::default(),
         })
     }
@@ -390,6 +396,7 @@ mod tests {
             (&[("PLUGIN_MEMORY_MB", "-1")], "PLUGIN_MEMORY_MB"),
             (&[("PLUGIN_TIMEOUT_MS", "1e3")], "PLUGIN_TIMEOUT_MS"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("MAX_IMAGE_PIXELS", "0")], "MAX_IMAGE_PIXELS"),
             (&[("S3_BUCKET_NAME", "b")], "AWS_ACCESS_KEY"),
             (&[("S3_BUCKET_NAME", "b"), ("AWS_ACCESS_KEY", "a")], "AWS_SECRET_KEY"),
             (

@@ -114,3 +114,24 @@ impl FromRequestParts<AppState> for ProjectKey {
         Ok(ProjectKey { key_id: credential.id, project_id: credential.project_id })
     }
 }
+
+/// Who calls a route that accepts either a project key or a user token (the files routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Key(ProjectKey),
+    User(CurrentUser),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if parts.headers.contains_key(API_KEY_HEADER) {
+            return Ok(Caller::Key(ProjectKey::from_request_parts(parts, state).await?));
+        }
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(Caller::User(CurrentUser::from_request_parts(parts, state).await?));
+        }
+        Err(AppError::Unauthorized("send X-API-Key or Authorization: Bearer".into()))
+    }
+}

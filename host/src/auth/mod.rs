@@ -9,4 +9,4 @@ pub mod service;
 pub mod throttle;
 pub mod tokens;
 
-pub use extract::{CurrentUser, ProjectKey, RequireAdmin, RequireSu};
+pub use extract::{Caller, CurrentUser, ProjectKey, RequireAdmin, RequireSu};

@@ -10,6 +10,7 @@
 //! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
 pub mod api_keys;
+pub mod files;
 pub mod jobs;
 pub mod plugins;
 pub mod projects;

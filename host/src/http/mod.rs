@@ -6,13 +6,16 @@
 //! body limits, panics) into the same shape.
 
 pub mod auth;
+pub mod blobs;
 pub mod extract;
+pub mod files;
 pub mod jobs;
 pub mod json;
 pub mod log;
 pub mod ops;
 pub mod pagination;
 pub mod projects;
+pub mod upload;
 pub mod users;
 
 use axum::Router;
@@ -39,12 +42,15 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         title = "MediaBlobKit",
         description = "Upload files and images, get them stored safely, get image variants rendered by sandboxed WebAssembly plugins."
     ),
+    paths(blobs::get_blob),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Log in, rotate refresh tokens, log out"),
         (name = "users", description = "User management (su only)"),
         (name = "projects", description = "Projects, their settings and API keys (owner or su)"),
+        (name = "upload", description = "Upload files and images (project API key)"),
+        (name = "files", description = "Files, their variants and their bytes"),
         (name = "jobs", description = "Background jobs"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
@@ -72,6 +78,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(users::router())
         .merge(projects::router())
+        .merge(upload::router())
+        .merge(files::router())
+        .merge(blobs::router())
         .merge(jobs::router())
         .merge(ops::router())
 }

@@ -21,7 +21,7 @@ pub struct Project {
 }
 
 impl Project {
-    fn from_row(row: ProjectRow) -> AppResult<Project> {
+    pub fn from_row(row: ProjectRow) -> AppResult<Project> {
         let settings = serde_json::from_str(&row.settings)
             .with_context(|| format!("settings of project {} are corrupt", row.id))?;
         Ok(Project { row, settings })

@@ -37,6 +37,16 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// The name used in settings and in the API (`webp`, `avif`, `jpeg`, `png`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFormat::Webp => "webp",
+            ImageFormat::Avif => "avif",
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Png => "png",
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             ImageFormat::Webp => "webp",

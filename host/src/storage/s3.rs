@@ -141,7 +141,8 @@ impl S3Store {
     }
 }
 
-/// Reads from `body` until `buf` holds a full part or the body ends.
+/// Reads from `body` until `buf` holds a full part or the body ends. `body` must be fused: it
+/// is polled again after it ended.
 async fn fill(buf: &mut BytesMut, body: &mut ByteStream) -> StorageResult<()> {
     while buf.len() < PART_SIZE {
         match body.try_next().await {
@@ -181,7 +182,8 @@ impl BlobStore for S3Store {
         "s3"
     }
 
-    async fn put(&self, key: &BlobKey, content_type: &str, mut body: ByteStream) -> StorageResult<ObjectMeta> {
+    async fn put(&self, key: &BlobKey, content_type: &str, body: ByteStream) -> StorageResult<ObjectMeta> {
+        let mut body: ByteStream = Box::pin(futures_util::StreamExt::fuse(body));
         let mut buf = BytesMut::with_capacity(64 * 1024);
         fill(&mut buf, &mut body).await?;
         if buf.len() < PART_SIZE {

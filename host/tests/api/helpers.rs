@@ -57,6 +57,67 @@ macro_rules! store_tests {
 }
 pub(crate) use store_tests;
 
+/// Generates `mod sqlite { mod filesystem, mod s3 }` and the same for `postgres`, each running
+/// the named `async fn(DbKind, StoreKind)`s: every combination of the two backends.
+macro_rules! matrix_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            mod filesystem {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() { super::super::$name($crate::helpers::DbKind::Sqlite, $crate::helpers::StoreKind::Filesystem).await } )*
+            }
+            mod s3 {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() { super::super::$name($crate::helpers::DbKind::Sqlite, $crate::helpers::StoreKind::S3).await } )*
+            }
+        }
+        mod postgres {
+            mod filesystem {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() { super::super::$name($crate::helpers::DbKind::Postgres, $crate::helpers::StoreKind::Filesystem).await } )*
+            }
+            mod s3 {
+                $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                   async fn $name() { super::super::$name($crate::helpers::DbKind::Postgres, $crate::helpers::StoreKind::S3).await } )*
+            }
+        }
+    };
+}
+pub(crate) use matrix_tests;
+
+/// A multipart/form-data body with one `file` field streaming `data`, as a browser sends it.
+pub fn multipart_body<S>(filename: &str, data: S) -> (String, reqwest::Body)
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static,
+{
+    use futures_util::StreamExt;
+    let boundary = format!("mbk-test-{}", uuid::Uuid::now_v7().simple());
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let stream = futures_util::stream::once(async move { Ok(bytes::Bytes::from(head)) })
+        .chain(data)
+        .chain(futures_util::stream::once(async move { Ok(bytes::Bytes::from(tail)) }));
+    (format!("multipart/form-data; boundary={boundary}"), reqwest::Body::wrap_stream(stream))
+}
+
+/// `bytes` as a stream of 64 KiB chunks.
+pub fn chunks(
+    bytes: Vec<u8>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync + 'static {
+    let data = bytes::Bytes::from(bytes);
+    let pieces: Vec<Result<bytes::Bytes, std::io::Error>> =
+        (0..data.len()).step_by(64 * 1024).map(|i| Ok(data.slice(i..(i + 64 * 1024).min(data.len())))).collect();
+    futures_util::stream::iter(pieces)
+}
+
+/// A test image from `tests/fixtures`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -303,6 +364,38 @@ impl TestApp {
         (body["id"].as_str().expect("id").to_owned(), body["key"].as_str().expect("key").to_owned())
     }
 
+    /// `POST path` (an upload route) with `X-API-Key` and a multipart body carrying `data`.
+    pub async fn upload(&self, path: &str, key: &str, filename: &str, data: Vec<u8>) -> reqwest::Response {
+        let (content_type, body) = multipart_body(filename, chunks(data));
+        self.client
+            .post(self.url(path))
+            .header("x-api-key", key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// A user, a project with `settings` (JSON; `null` for the defaults) and a key for it.
+    pub async fn project_with_key(&self, settings: serde_json::Value) -> Tenant {
+        let name = format!("u{}", uuid::Uuid::now_v7().simple());
+        let (user_id, token) = self.user_with_token(&name, Role::User).await;
+        let response = self
+            .post_json(
+                "/projects",
+                Some(&token),
+                &serde_json::json!({"name": format!("Project {name}"), "settings": settings}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create project");
+        let project: serde_json::Value = response.json().await.expect("json");
+        let project_id = project["id"].as_str().expect("id").to_owned();
+        let (_, key) = self.create_key(&token, &project_id).await;
+        let prefix = format!("{}-{}/", project["slug"].as_str().expect("slug"), project_id);
+        Tenant { user_id, token, project_id, key, prefix }
+    }
+
     pub async fn delete_as(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.client.delete(self.url(path));
         if let Some(token) = token {
@@ -331,4 +424,14 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     assert!(!message.is_empty(), "{body}");
     assert_eq!(body.as_object().map(|o| o.len()), Some(1), "only `error` at the top: {body}");
     message
+}
+
+/// A user with a project and its key, as `TestApp::project_with_key` makes them.
+pub struct Tenant {
+    pub user_id: uuid::Uuid,
+    pub token: String,
+    pub project_id: String,
+    pub key: String,
+    /// Every storage key of the project starts with it.
+    pub prefix: String,
 }

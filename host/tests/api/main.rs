@@ -6,6 +6,7 @@
 
 mod cli;
 mod db;
+mod files;
 mod helpers;
 mod http;
 mod identity;

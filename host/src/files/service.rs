@@ -1,0 +1,383 @@
+//! Uploads, retrieval and deletion.
+//!
+//! An upload streams: the first bytes are held just long enough to sniff the type (and, for
+//! images, to read the dimensions from the header), then every chunk goes on to the blob store
+//! as it arrives, counted against the quotas and hashed on the way. A body over a limit is cut
+//! off at once and nothing is left in storage. The rows are written after the blob, in one
+//! transaction that re-checks the quotas under a lock.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::probe::{self, Probe};
+use super::sniff::{self, SNIFF_LEN, Sniffed};
+use crate::auth::Caller;
+use crate::db::files::{self, FileRow, Inserted, Limits, NewFile, NewVariant, VariantRow};
+use crate::db::projects;
+use crate::projects::service::Project;
+use crate::storage::keys::{file_key, original_key, variant_key};
+use crate::storage::{BlobKey, ByteStream};
+use crate::{AppError, AppResult, AppState};
+
+/// Where an upload's bytes come from (the HTTP layer adapts a multipart field).
+#[async_trait::async_trait]
+pub trait ChunkSource: Send {
+    /// The next chunk; `None` at the end. Errors are the client's (cut off, too slow).
+    async fn next_chunk(&mut self) -> AppResult<Option<Bytes>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Image,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Image => "image",
+        }
+    }
+}
+
+/// A file with its variants, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub file: FileRow,
+    pub variants: Vec<VariantRow>,
+    pub job_id: Option<Uuid>,
+}
+
+/// Counts and hashes bytes as they pass, and says when a limit is passed.
+struct Meter {
+    size: u64,
+    hasher: Sha256,
+    max_file_bytes: Option<u64>,
+    total_left: Option<u64>,
+}
+
+impl Meter {
+    fn take(&mut self, chunk: &[u8]) -> AppResult<()> {
+        self.size += chunk.len() as u64;
+        if let Some(max) = self.max_file_bytes
+            && self.size > max
+        {
+            return Err(AppError::PayloadTooLarge(format!(
+                "the file is larger than the project's limit of {max} bytes"
+            )));
+        }
+        if let Some(left) = self.total_left
+            && self.size > left
+        {
+            return Err(AppError::Conflict {
+                code: "quota_exceeded",
+                message: format!("the file would pass the project's storage quota ({left} bytes left)"),
+            });
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+}
+
+/// A display name: the last path component, no control characters, at most 255 characters.
+pub fn sanitize_filename(raw: Option<&str>, fallback_ext: &str) -> String {
+    let base = raw.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim().to_owned();
+    if cleaned.is_empty() { format!("upload.{fallback_ext}") } else { cleaned }
+}
+
+fn quota_exceeded(message: String) -> AppError {
+    AppError::Conflict { code: "quota_exceeded", message }
+}
+
+/// Stores an upload of `kind` for the project.
+pub async fn upload(
+    state: &AppState,
+    project_id: Uuid,
+    kind: Kind,
+    filename: Option<&str>,
+    body: &mut dyn ChunkSource,
+) -> AppResult<StoredFile> {
+    let row =
+        projects::find(&state.db, project_id).await?.ok_or_else(|| AppError::Unauthorized("invalid API key".into()))?;
+    let project = Project::from_row(row)?;
+    let quotas = project.settings.quotas.clone();
+    let (used_bytes, used_files) = files::usage(&state.db, project_id).await?;
+    if let Some(max) = quotas.max_files
+        && used_files >= max
+    {
+        return Err(quota_exceeded(format!("the project holds {used_files} of at most {max} files")));
+    }
+    let mut meter = Meter {
+        size: 0,
+        hasher: Sha256::new(),
+        max_file_bytes: quotas.max_file_bytes.map(|n| n.max(0) as u64),
+        total_left: quotas.max_total_bytes.map(|max| (max - used_bytes).max(0) as u64),
+    };
+
+    // Hold the head: enough to sniff, and for images enough to read the header.
+    let mut head = BytesMut::new();
+    let mut ended = false;
+    while head.len() < SNIFF_LEN && !ended {
+        read_more(body, &mut head, &mut meter, &mut ended).await?;
+    }
+    let sniffed = sniff::sniff(&head);
+    let info = match kind {
+        Kind::File => None,
+        Kind::Image => {
+            if !sniffed.is_image {
+                return Err(AppError::UnsupportedMediaType(format!(
+                    "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF)",
+                    sniffed.mime
+                )));
+            }
+            let info = loop {
+                match probe::probe(sniffed, &head, ended) {
+                    Probe::Done(info) => break info,
+                    Probe::Invalid(why) => return Err(AppError::UnsupportedMediaType(why)),
+                    Probe::NeedMore => read_more(body, &mut head, &mut meter, &mut ended).await?,
+                }
+            };
+            let pixels = u64::from(info.width) * u64::from(info.height);
+            if pixels > state.config.max_image_pixels {
+                return Err(AppError::UnsupportedMediaType(format!(
+                    "the image is {}x{} ({pixels} pixels), over the limit of {} pixels",
+                    info.width, info.height, state.config.max_image_pixels
+                )));
+            }
+            Some(info)
+        }
+    };
+
+    let file_id = Uuid::now_v7();
+    let (slug, pid) = (project.row.slug.as_str(), project.row.id);
+    let key = match kind {
+        Kind::File => file_key(slug, pid, file_id, sniffed.ext),
+        Kind::Image => original_key(slug, pid, file_id, sniffed.ext),
+    };
+    let size = stream_to_store(state, &key, sniffed, head.freeze(), ended, body, &mut meter).await?;
+    let sha256 = hex::encode(std::mem::take(&mut meter.hasher).finalize());
+
+    let variants: Vec<NewVariant> = match kind {
+        Kind::File => Vec::new(),
+        Kind::Image => project
+            .settings
+            .variants
+            .iter()
+            .map(|v| NewVariant {
+                name: v.name.as_str().to_owned(),
+                storage_key: variant_key(slug, pid, v.name.as_str(), file_id, v.format.extension()).to_string(),
+                format: v.format.as_str().to_owned(),
+            })
+            .collect(),
+    };
+    let status = if kind == Kind::Image && !variants.is_empty() { "processing" } else { "ready" };
+    let filename = sanitize_filename(filename, sniffed.ext);
+    let new_file = NewFile {
+        id: file_id,
+        project_id: pid,
+        kind: kind.as_str(),
+        filename: &filename,
+        mime_type: sniffed.mime,
+        size: size as i64,
+        sha256: &sha256,
+        storage_key: key.as_str(),
+        status,
+        width: info.map(|i| i.width as i32),
+        height: info.map(|i| i.height as i32),
+    };
+    let limits = Limits { max_total_bytes: quotas.max_total_bytes, max_files: quotas.max_files };
+    let inserted = files::insert_checked(&state.db, &new_file, &variants, limits, kind == Kind::Image).await;
+    let job_id = match inserted {
+        Ok(Inserted::Ok { job_id }) => job_id,
+        other => {
+            // The blob has no row: take it back before answering.
+            if let Err(e) = state.store.delete(&key).await {
+                tracing::error!(key = %key, error = %e, "could not remove the blob of a refused upload; the orphan scan will");
+            }
+            return Err(match other {
+                Ok(Inserted::QuotaExceeded(message)) => quota_exceeded(message),
+                Ok(_) => AppError::Unauthorized("the project was deleted during the upload".into()),
+                Err(e) => e.into(),
+            });
+        }
+    };
+    let file = files::find(&state.db, file_id).await?.ok_or_else(|| AppError::not_found("file", file_id))?;
+    let variants = files::variants_of(&state.db, file_id).await?;
+    Ok(StoredFile { file, variants, job_id })
+}
+
+/// Appends the next chunk of `body` to `head` (or notes the end).
+async fn read_more(
+    body: &mut dyn ChunkSource,
+    head: &mut BytesMut,
+    meter: &mut Meter,
+    ended: &mut bool,
+) -> AppResult<()> {
+    match body.next_chunk().await? {
+        Some(chunk) => {
+            meter.take(&chunk)?;
+            head.extend_from_slice(&chunk);
+        }
+        None => *ended = true,
+    }
+    Ok(())
+}
+
+/// Sends `head` and the rest of `body` to the store under `key`; the number of bytes stored.
+async fn stream_to_store(
+    state: &AppState,
+    key: &BlobKey,
+    sniffed: Sniffed,
+    head: Bytes,
+    ended: bool,
+    body: &mut dyn ChunkSource,
+    meter: &mut Meter,
+) -> AppResult<u64> {
+    // A small channel between the request and the store: memory stays at a few chunks.
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream: ByteStream = Box::pin(futures_util::StreamExt::fuse(stream));
+    let put = state.store.put(key, sniffed.mime, stream);
+    let pump = async move {
+        if !head.is_empty() && tx.send(Ok(head)).await.is_err() {
+            return Ok(false);
+        }
+        if !ended {
+            loop {
+                let chunk = match body.next_chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::other("the upload was cut short"))).await;
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = meter.take(&chunk) {
+                    let _ = tx.send(Err(io::Error::other("the upload passed a limit"))).await;
+                    return Err(e);
+                }
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return Ok(false); // the store gave up; its error is the answer
+                }
+            }
+        }
+        Ok(true)
+    };
+    let (stored, pumped) = tokio::join!(put, pump);
+    match (stored, pumped) {
+        (Ok(meta), Ok(true)) => Ok(meta.size),
+        (_, Err(client_error)) => {
+            // The store saw the error and left nothing; make sure of it.
+            let _ = state.store.delete(key).await;
+            Err(client_error)
+        }
+        (Err(storage_error), _) => Err(storage_error.into()),
+        (Ok(_), Ok(false)) => Err(AppError::Internal(anyhow::anyhow!("the store finished before the body"))),
+    }
+}
+
+/// The file, if `caller` may see it: the project's key, its owner, or su. Otherwise 404.
+pub async fn visible(state: &AppState, caller: Caller, id: Uuid) -> AppResult<FileRow> {
+    let not_found = || AppError::not_found("file", id);
+    let file = files::find(&state.db, id).await?.ok_or_else(not_found)?;
+    check_project_access(state, caller, file.project_id).await.map_err(|_| not_found())?;
+    Ok(file)
+}
+
+/// 404 unless `caller` may see the project (which must be live).
+pub async fn check_project_access(state: &AppState, caller: Caller, project_id: Uuid) -> AppResult<()> {
+    let not_found = || AppError::not_found("project", project_id);
+    match caller {
+        Caller::Key(key) if key.project_id == project_id => Ok(()),
+        Caller::Key(_) => Err(not_found()),
+        Caller::User(user) => match projects::find(&state.db, project_id).await? {
+            Some(p) if user.is_su() || p.owner_id == user.id => Ok(()),
+            _ => Err(not_found()),
+        },
+    }
+}
+
+pub async fn get(state: &AppState, caller: Caller, id: Uuid) -> AppResult<StoredFile> {
+    let file = visible(state, caller, id).await?;
+    let variants = files::variants_of(&state.db, id).await?;
+    Ok(StoredFile { file, variants, job_id: None })
+}
+
+/// A page of a project's files with their variants.
+pub async fn list(
+    state: &AppState,
+    project_id: Uuid,
+    kind: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<StoredFile>, i64)> {
+    let total = files::count(&state.db, project_id, kind).await?;
+    let rows = files::list(&state.db, project_id, kind, limit, offset).await?;
+    let mut variants = files::variants_of_page(&state.db, project_id, kind, limit, offset).await?;
+    let items = rows
+        .into_iter()
+        .map(|file| {
+            let (mine, rest): (Vec<_>, Vec<_>) = variants.drain(..).partition(|v| v.file_id == file.id);
+            variants = rest;
+            StoredFile { file, variants: mine, job_id: None }
+        })
+        .collect();
+    Ok((items, total))
+}
+
+/// The key of the original, or of a ready variant.
+pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Option<&str>) -> AppResult<BlobKey> {
+    let file = visible(state, caller, id).await?;
+    let key = match variant {
+        None => file.storage_key,
+        Some(name) => {
+            let v = files::variants_of(&state.db, id)
+                .await?
+                .into_iter()
+                .find(|v| v.name == name)
+                .ok_or_else(|| AppError::NotFound(format!("file {id} has no variant {name:?}")))?;
+            if v.status != "ready" {
+                return Err(AppError::Conflict {
+                    code: "variant_not_ready",
+                    message: format!("variant {name:?} of file {id} is {}", v.status),
+                });
+            }
+            v.storage_key
+        }
+    };
+    Ok(BlobKey::parse(&key)?)
+}
+
+/// Removes the original and every variant from storage, then the rows. A storage failure
+/// leaves the rows (503), so nothing becomes an untracked orphan and the delete can be retried.
+pub async fn delete(state: &AppState, caller: Caller, id: Uuid) -> AppResult<()> {
+    let file = visible(state, caller, id).await?;
+    for v in files::variants_of(&state.db, id).await? {
+        state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;
+    }
+    state.store.delete(&BlobKey::parse(&file.storage_key)?).await?;
+    files::delete(&state.db, id).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_are_cleaned_for_display() {
+        assert_eq!(sanitize_filename(Some("holiday.jpg"), "jpg"), "holiday.jpg");
+        assert_eq!(sanitize_filename(Some("../../etc/passwd"), "txt"), "passwd");
+        assert_eq!(sanitize_filename(Some("C:\\Users\\me\\cat.png"), "png"), "cat.png");
+        assert_eq!(sanitize_filename(Some("a\u{0}b\nc.txt"), "txt"), "abc.txt");
+        assert_eq!(sanitize_filename(Some("..."), "bin"), "upload.bin");
+        assert_eq!(sanitize_filename(None, "pdf"), "upload.pdf");
+        assert_eq!(sanitize_filename(Some(&"x".repeat(1000)), "bin").len(), 255);
+    }
+}

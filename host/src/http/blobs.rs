@@ -1,0 +1,125 @@
+//! Serving stored objects over HTTP: `GET /blobs/{*key}` (the filesystem backend's public URLs)
+//! and the bytes of `GET /files/{id}/content`. ETag with `If-None-Match` (304), single `Range`
+//! (206, or 416 with `Content-Range: bytes */size`), immutable caching for public blobs.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::extract::Path;
+use crate::error::ErrorBody;
+use crate::files::sniff::mime_for_key;
+use crate::storage::{BlobKey, BlobStore, ByteRange, StorageError};
+use crate::{AppError, AppResult, AppState};
+
+/// Keys never change content: a public blob may be cached forever.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// axum's catch-all `{*key}` has no OpenAPI spelling, so the route is added by hand and its
+/// documentation through `ApiDoc`'s `paths(...)` (as `/blobs/{key}`).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().route("/blobs/{*key}", axum::routing::get(get_blob))
+}
+
+/// A stored object, publicly (filesystem backend only; on S3 the bucket serves these URLs).
+#[utoipa::path(
+    get, path = "/blobs/{key}", tag = "files",
+    params(("key" = String, Path, description = "Storage key, e.g. `my-app-0193…/images/thumbnail/0193….webp`"),
+           ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
+           ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range"),
+        (status = 304, description = "Not modified"),
+        (status = 404, body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody),
+    )
+)]
+pub async fn get_blob(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let not_found = || AppError::NotFound(format!("no blob at {}", super::log::loggable_path(&key)));
+    if state.store.backend() != "filesystem" {
+        return Err(not_found());
+    }
+    let key = BlobKey::parse(&key).map_err(|_| not_found())?;
+    serve(state.store.as_ref(), &key, &headers, IMMUTABLE).await
+}
+
+fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let weakless = |s: &str| s.trim().trim_start_matches("W/").to_owned();
+    if_none_match.split(',').any(|candidate| candidate.trim() == "*" || weakless(candidate) == weakless(etag))
+}
+
+/// Answers with the object under `key`, honouring `If-None-Match` and `Range`.
+pub async fn serve(
+    store: &dyn BlobStore,
+    key: &BlobKey,
+    request: &HeaderMap,
+    cache_control: &'static str,
+) -> AppResult<Response> {
+    let not_found = |e: StorageError| match e {
+        StorageError::NotFound(_) => AppError::NotFound(format!("no blob at {key}")),
+        other => other.into(),
+    };
+    let if_none_match = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if let Some(inm) = if_none_match {
+        let meta = store.head(key).await.map_err(not_found)?;
+        if let Some(etag) = meta.etag.as_deref().filter(|etag| etag_matches(inm, etag)) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            let h = response.headers_mut();
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+            if let Ok(v) = HeaderValue::from_str(etag) {
+                h.insert(header::ETAG, v);
+            }
+            return Ok(response);
+        }
+    }
+    let range = request.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(ByteRange::parse_header);
+    let object = store.get(key, range).await.map_err(not_found)?;
+
+    let mut response = Response::new(Body::empty());
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime_for_key(key.as_str())));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(object.content_length()));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    // Uploaded files are the public's bytes on our origin: never let a browser run them.
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    if let Some(etag) = object.meta.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+        h.insert(header::ETAG, etag);
+    }
+    if let Some(modified) = object.meta.last_modified.and_then(|t| HeaderValue::from_str(&http_date(t)).ok()) {
+        h.insert(header::LAST_MODIFIED, modified);
+    }
+    if let Some((first, last)) = object.range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{}", object.meta.size)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    *response.body_mut() = Body::from_stream(object.body);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("W/\"abc\", \"x\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

@@ -1,0 +1,157 @@
+//! `POST /upload/file` and `POST /upload/image`: multipart field `file`, with a project key.
+//! The body streams through (no size limit here: the project's quotas are the limit).
+
+use std::time::Duration;
+
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::Json;
+use super::files::FileView;
+use crate::auth::ProjectKey;
+use crate::error::ErrorBody;
+use crate::files::service::{self, ChunkSource, Kind};
+use crate::{AppError, AppResult, AppState};
+
+/// A client that sends nothing for this long is cut off (slow-body attacks hold a connection
+/// and a temp file open otherwise).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_file))
+        .routes(routes!(upload_image))
+        // Streaming uploads are bounded by the project's quotas, not by axum's 2 MB default.
+        .layer(DefaultBodyLimit::disable())
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file. Its type is sniffed from the bytes; the client's Content-Type is ignored.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+struct FieldSource<'a> {
+    field: Field<'a>,
+}
+
+#[async_trait::async_trait]
+impl ChunkSource for FieldSource<'_> {
+    async fn next_chunk(&mut self) -> AppResult<Option<Bytes>> {
+        match tokio::time::timeout(IDLE_TIMEOUT, self.field.chunk()).await {
+            Err(_) => Err(AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs()))),
+            Ok(Err(e)) => {
+                Err(AppError::BadRequest(format!("the upload was cut short or malformed: {}", e.body_text())))
+            }
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
+    }
+}
+
+/// An upload refused before its body was read to the end: the rest of the body is still on the
+/// wire, so the connection cannot carry another request. Say so, or a client that reuses it
+/// sees its next request fail.
+fn refused(e: AppError) -> Response {
+    let mut response = e.into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+async fn receive(
+    state: AppState,
+    key: ProjectKey,
+    kind: Kind,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    match receive_inner(state, key, kind, headers, multipart).await {
+        Ok(created) => created.into_response(),
+        Err(e) => refused(e),
+    }
+}
+
+async fn receive_inner(
+    state: AppState,
+    key: ProjectKey,
+    kind: Kind,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> AppResult<(StatusCode, Json<FileView>)> {
+    let is_multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(AppError::UnsupportedMediaType("expected a multipart/form-data body with a `file` field".into()));
+    }
+    let mut multipart =
+        multipart.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))?;
+    loop {
+        let next = tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field())
+            .await
+            .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
+            .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))?;
+        let Some(field) = next else {
+            return Err(AppError::validation("file", "the multipart field `file` is required"));
+        };
+        if field.name() != Some("file") {
+            continue; // other fields are ignored (and skipped unread)
+        }
+        let filename = field.file_name().map(str::to_owned);
+        let mut source = FieldSource { field };
+        let stored = service::upload(&state, key.project_id, kind, filename.as_deref(), &mut source).await?;
+        return Ok((StatusCode::CREATED, Json(FileView::new(stored, state.store.as_ref()))));
+    }
+}
+
+/// Upload any file.
+#[utoipa::path(
+    post, path = "/upload/file", tag = "upload", security(("api_key" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored", body = FileView),
+        (status = 400, description = "No `file` field, or a malformed or cut-off body", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`quota_exceeded`: the project's max_total_bytes or max_files", body = ErrorBody),
+        (status = 413, description = "Over the project's max_file_bytes", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+    )
+)]
+async fn upload_file(
+    State(state): State<AppState>,
+    key: ProjectKey,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    receive(state, key, Kind::File, &headers, multipart).await
+}
+
+/// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF). Its variants are rendered in the
+/// background; the answer lists each with its future URL and `status: pending`.
+#[utoipa::path(
+    post, path = "/upload/image", tag = "upload", security(("api_key" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; variants pending", body = FileView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "`quota_exceeded`", body = ErrorBody),
+        (status = 413, description = "Over the project's max_file_bytes", body = ErrorBody),
+        (status = 415, description = "Not a decodable image of a supported type, or over the pixel limit", body = ErrorBody),
+    )
+)]
+async fn upload_image(
+    State(state): State<AppState>,
+    key: ProjectKey,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    receive(state, key, Kind::Image, &headers, multipart).await
+}
