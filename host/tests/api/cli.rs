@@ -366,3 +366,105 @@ async fn logs_never_carry_secrets() {
         assert!(!log.contains(needle), "the log carries a secret ({}…):\n{log}", &needle[..needle.len().min(12)]);
     }
 }
+
+/// A field of `/proc/PID/status` in KiB (VmRSS, VmHWM).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The memory bound: a 1 GiB upload through the real binary (filesystem backend) grows
+/// the server's peak RSS by less than 100 MiB. The figure is printed and, under scripts/test,
+/// written to the run's report folder.
+#[tokio::test]
+async fn a_1_gib_upload_keeps_the_server_memory_flat() {
+    use sha2::Digest;
+    const TOTAL: usize = 1 << 30;
+    const CHUNK: usize = 1 << 20;
+    let cwd = tempfile::tempdir().expect("tempdir");
+    assert!(superuser(cwd.path(), "root", "a long password").status.success());
+    let port = free_port();
+    let mut cmd = bare(cwd.path());
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    let mut running = Running::start(cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, &mut running).await;
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"username": "root", "password": "a long password"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let project: serde_json::Value = client
+        .post(format!("{base}/projects"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "big", "settings": {"quotas": {"max_file_bytes": null}}}))
+        .send()
+        .await
+        .expect("project")
+        .json()
+        .await
+        .expect("json");
+    let key: serde_json::Value = client
+        .post(format!("{base}/projects/{}/keys", project["id"].as_str().expect("id")))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "k"}))
+        .send()
+        .await
+        .expect("key")
+        .json()
+        .await
+        .expect("json");
+
+    let pid = running.child.id();
+    let rss_before = proc_kib(pid, "VmRSS");
+    let hasher = Arc::new(Mutex::new(sha2::Sha256::new()));
+    let block = bytes::Bytes::from((0..CHUNK).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+    let sink = hasher.clone();
+    let data = futures_util::stream::iter(0..TOTAL / CHUNK).map(move |n| {
+        let mut chunk = block.to_vec();
+        chunk[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        sink.lock().expect("hasher").update(&chunk);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(chunk))
+    });
+    use futures_util::StreamExt;
+    let (content_type, body) = crate::helpers::multipart_body("big.bin", data);
+    let started = Instant::now();
+    let response = client
+        .post(format!("{base}/upload/file"))
+        .header("x-api-key", key["key"].as_str().expect("key"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 201, "{}", running.log());
+    let file: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(file["size"].as_u64(), Some(TOTAL as u64));
+    let expected = hex::encode(std::mem::take(&mut *hasher.lock().expect("hasher")).finalize());
+    assert_eq!(file["sha256"], expected);
+
+    let peak = proc_kib(pid, "VmHWM");
+    let growth_mib = peak.saturating_sub(rss_before) as f64 / 1024.0;
+    let report = format!(
+        "1 GiB upload (filesystem, SQLite, debug build): RSS before {:.1} MiB, peak {:.1} MiB, peak growth {growth_mib:.1} MiB, {:.1} s ({:.0} MiB/s)",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        elapsed.as_secs_f64(),
+        1024.0 / elapsed.as_secs_f64()
+    );
+    println!("{report}");
+    if let Ok(dir) = std::env::var("MBK_TEST_REPORT_DIR") {
+        let _ = std::fs::write(std::path::Path::new(&dir).join("upload-1gib.txt"), format!("{report}\n"));
+    }
+    assert!(growth_mib < 100.0, "{report}");
+}

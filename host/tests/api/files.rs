@@ -479,3 +479,43 @@ async fn bad_upload_requests(db: DbKind, store: StoreKind) {
     assert_error(response, 400, "bad_request").await;
     assert!(app.store().list(&t.prefix).await.expect("list").is_empty(), "nothing stored from broken requests");
 }
+
+mod storage_down {
+    use super::*;
+    use crate::helpers::db_tests;
+
+    db_tests!(a_storage_failure_keeps_the_file);
+
+    /// DELETE with the blob store down: 503, and the file (row and blob) is still there afterwards.
+    async fn a_storage_failure_keeps_the_file(db: DbKind) {
+        let app = TestApp::spawn(db, StoreKind::S3).await;
+        let t = app.project_with_key(Value::Null).await;
+        let file: Value =
+            app.upload("/upload/file", &t.key, "keep.bin", pattern(1000, 9)).await.json().await.expect("json");
+        let id = file["id"].as_str().expect("id");
+        let (base, _state, _stop) = app
+            .sibling(|c| {
+                if let mbk_host::config::StorageConfig::S3(s3) = &mut c.storage {
+                    s3.endpoint = Some("http://127.0.0.1:9".into()); // nothing listens there
+                }
+            })
+            .await;
+        let response =
+            app.client.delete(format!("{base}/files/{id}")).header("x-api-key", &t.key).send().await.expect("delete");
+        assert_error(response, 503, "unavailable").await;
+        let still: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
+        assert_eq!(still["id"], id, "the row is kept");
+        assert_eq!(download(&app, StoreKind::S3, &t.key, id, None).await, pattern(1000, 9), "the blob is kept");
+        assert_eq!(
+            app.client
+                .delete(app.url(&format!("/files/{id}")))
+                .header("x-api-key", &t.key)
+                .send()
+                .await
+                .expect("delete")
+                .status(),
+            204,
+            "a retry succeeds"
+        );
+    }
+}

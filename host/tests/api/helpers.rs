@@ -267,6 +267,24 @@ impl TestApp {
         TestApp { addr, base: format!("http://{addr}"), client, state, shutdown: Some(tx), _db: test_db, _dir: dir }
     }
 
+    /// Another app on the same database, with an adjusted configuration (e.g. a dead blob
+    /// store), to see how the API behaves when a dependency fails.
+    pub async fn sibling(
+        &self,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (String, AppState, tokio::sync::oneshot::Sender<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = self.state.config.clone();
+        adjust(&mut config);
+        let state = AppState::init(config).await.expect("sibling starts");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(mbk_host::app::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        (format!("http://{addr}"), state, tx)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
