@@ -73,6 +73,17 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+/// `PIPELINE_ENGINE`: how the standard plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineEngine {
+    /// The WebAssembly component (a build without one refuses to start).
+    Wasm,
+    /// Natively, linked into the host.
+    Native,
+    /// The component when this build has one, else natively.
+    Auto,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -92,6 +103,7 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub plugin_memory_mb: u64,
     pub plugin_timeout: Duration,
+    pub pipeline_engine: PipelineEngine,
     pub log_format: LogFormat,
     /// Images with more pixels than this are refused at upload (decompression bombs).
     pub max_image_pixels: u64,
@@ -134,6 +146,7 @@ impl std::fmt::Debug for Config {
             .field("worker_concurrency", &self.worker_concurrency)
             .field("plugin_memory_mb", &self.plugin_memory_mb)
             .field("plugin_timeout", &self.plugin_timeout)
+            .field("pipeline_engine", &self.pipeline_engine)
             .field("log_format", &self.log_format)
             .field("max_image_pixels", &self.max_image_pixels)
             .field("auth", &self.auth)
@@ -195,6 +208,17 @@ impl Config {
         let plugin_timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
         let max_image_pixels =
             parse_number("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS"), 100_000_000, 1..=10_000_000_000)?;
+        let pipeline_engine = match get("PIPELINE_ENGINE").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("auto") => PipelineEngine::Auto,
+            Some("wasm") => PipelineEngine::Wasm,
+            Some("native") => PipelineEngine::Native,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "PIPELINE_ENGINE",
+                    format!("expected wasm, native or auto, got {other:?}"),
+                ));
+            }
+        };
         let log_format = match get("LOG_FORMAT").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -226,6 +250,7 @@ impl Config {
             worker_concurrency: worker_concurrency as usize,
             plugin_memory_mb,
             plugin_timeout: Duration::from_millis(plugin_timeout_ms),
+            pipeline_engine,
             log_format,
             max_image_pixels,
             auth: AuthSettings::default(),
@@ -396,6 +421,7 @@ mod tests {
             (&[("PLUGIN_MEMORY_MB", "-1")], "PLUGIN_MEMORY_MB"),
             (&[("PLUGIN_TIMEOUT_MS", "1e3")], "PLUGIN_TIMEOUT_MS"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("PIPELINE_ENGINE", "gpu")], "PIPELINE_ENGINE"),
             (&[("MAX_IMAGE_PIXELS", "0")], "MAX_IMAGE_PIXELS"),
             (&[("S3_BUCKET_NAME", "b")], "AWS_ACCESS_KEY"),
             (&[("S3_BUCKET_NAME", "b"), ("AWS_ACCESS_KEY", "a")], "AWS_SECRET_KEY"),

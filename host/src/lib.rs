@@ -14,6 +14,8 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod pipeline;
+pub mod plugins;
 pub mod projects;
 pub mod storage;
 pub mod telemetry;

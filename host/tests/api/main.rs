@@ -10,5 +10,6 @@ mod files;
 mod helpers;
 mod http;
 mod identity;
+mod plugins;
 mod projects;
 mod storage;

@@ -1,0 +1,14 @@
+//! The wasmtime host for plugins: [`engine::PluginEngine`] compiles components once (cached on
+//! disk by SHA-256 and engine version) and runs each call in a fresh, bounded store. The
+//! standard plugin is also linked natively ([`mbk_standard`]) as the fallback engine.
+//!
+//! Rendering types are the standard plugin's own plain types, shared by both engines.
+
+pub mod bindings;
+pub mod engine;
+
+pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings};
+pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
+
+/// The world every plugin must export.
+pub const WORLD: &str = "mbk:plugin/plugin@0.1.0";

@@ -1,0 +1,175 @@
+//! The plugin runtime: the standard plugin as a WebAssembly component and natively, the same
+//! results from both, and the sandbox's limits enforced on real work.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use mbk_host::config::PipelineEngine;
+use mbk_host::pipeline::{Engine, Renderer, STANDARD_COMPONENT};
+use mbk_host::plugins::{Fit, Format, PluginEngine, PluginFailure, PluginSettings, RenderError, Spec};
+
+use crate::helpers::fixture;
+
+const MAX_PIXELS: u64 = 100_000_000;
+
+fn settings(memory_mb: usize, timeout: Duration) -> PluginSettings {
+    PluginSettings {
+        memory_bytes: memory_mb << 20,
+        timeout,
+        cache_dir: Some(std::env::temp_dir().join("mbk-test-plugin-cache")),
+    }
+}
+
+/// One renderer per engine for the whole test binary: compiling the component takes seconds.
+fn renderer(engine: Engine) -> &'static Renderer {
+    static WASM: OnceLock<Renderer> = OnceLock::new();
+    static NATIVE: OnceLock<Renderer> = OnceLock::new();
+    let (cell, choice) = match engine {
+        Engine::Wasm => (&WASM, PipelineEngine::Wasm),
+        Engine::Native => (&NATIVE, PipelineEngine::Native),
+    };
+    cell.get_or_init(|| Renderer::new(choice, settings(512, Duration::from_secs(120))).expect("renderer"))
+}
+
+fn spec(width: Option<u32>, height: Option<u32>, fit: Fit, format: Format) -> Spec {
+    Spec { name: "v".into(), width, height, fit, format, quality: 80, params: Vec::new() }
+}
+
+#[test]
+fn the_build_embeds_the_standard_component() {
+    assert!(!STANDARD_COMPONENT.is_empty(), "host/build.rs did not produce the component; see the build warnings");
+    assert_eq!(&STANDARD_COMPONENT[..4], b"\0asm");
+    assert_eq!(renderer(Engine::Wasm).engine(), Engine::Wasm);
+    assert_eq!(renderer(Engine::Native).engine(), Engine::Native);
+    let engine = renderer(Engine::Wasm).plugins();
+    let info = engine.info(&engine.load(STANDARD_COMPONENT).expect("loads")).expect("info");
+    assert_eq!((info.name.as_str(), info.version.as_str()), ("mbk-standard", env!("CARGO_PKG_VERSION")));
+}
+
+/// Mean absolute difference per channel between two decoded images of the same size.
+fn mean_diff(a: &[u8], b: &[u8]) -> f64 {
+    let a = image::load_from_memory(a).expect("decodes").to_rgba8();
+    let b = image::load_from_memory(b).expect("decodes").to_rgba8();
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn both_engines_render_every_input_kind_alike() {
+    let specs = [
+        spec(Some(150), Some(150), Fit::Cover, Format::Png),
+        spec(Some(300), None, Fit::Contain, Format::Png),
+        spec(Some(120), Some(40), Fit::Stretch, Format::Png),
+        spec(Some(200), Some(200), Fit::Cover, Format::Webp),
+        spec(Some(200), Some(200), Fit::Cover, Format::Jpeg),
+    ];
+    for name in ["photo.jpg", "photo-rotated.jpg", "alpha.png", "photo.webp", "photo.gif", "photo.tiff"] {
+        let input = fixture(name);
+        let wasm = renderer(Engine::Wasm).render_standard(&input, MAX_PIXELS, &specs).expect(name);
+        let native = renderer(Engine::Native).render_standard(&input, MAX_PIXELS, &specs).expect(name);
+        for (i, (w, n)) in wasm.iter().zip(&native).enumerate() {
+            let (w, n) = (w.as_ref().expect("wasm rendered"), n.as_ref().expect("native rendered"));
+            assert_eq!((w.width, w.height, &w.mime), (n.width, n.height, &n.mime), "{name} spec {i}");
+            let ratio = w.bytes.len() as f64 / n.bytes.len() as f64;
+            assert!((0.9..=1.1).contains(&ratio), "{name} spec {i}: sizes {} vs {}", w.bytes.len(), n.bytes.len());
+            if specs[i].format != Format::Webp {
+                let diff = mean_diff(&w.bytes, &n.bytes);
+                assert!(diff < 2.0, "{name} spec {i}: mean pixel difference {diff:.2}");
+            }
+        }
+        // Exact sizes per fit, through the sandbox.
+        let sizes: Vec<(u32, u32)> =
+            wasm.iter().map(|r| r.as_ref().map(|r| (r.width, r.height)).expect("rendered")).collect();
+        assert_eq!(sizes[0], (150, 150), "{name}: cover is exact");
+        assert_eq!(sizes[2], (120, 40), "{name}: stretch is exact");
+        assert_eq!(sizes[3], (200, 200), "{name}");
+    }
+}
+
+#[test]
+fn orientation_and_avif_through_the_sandbox() {
+    let out = renderer(Engine::Wasm)
+        .render_standard(
+            &fixture("photo-rotated.jpg"),
+            MAX_PIXELS,
+            &[spec(Some(300), None, Fit::Contain, Format::Avif)],
+        )
+        .expect("renders");
+    let r = out[0].as_ref().expect("avif");
+    assert_eq!((r.width, r.height, r.mime.as_str()), (300, 399, "image/avif"), "upright portrait");
+    let size = imagesize::blob_size(&r.bytes).expect("avif header");
+    assert_eq!((size.width, size.height), (300, 399));
+}
+
+#[test]
+fn refusals_cross_the_boundary_typed() {
+    let wasm = renderer(Engine::Wasm);
+    assert!(matches!(
+        wasm.render_standard(b"definitely not an image", MAX_PIXELS, &[]),
+        Err(PluginFailure::Render(RenderError::UnsupportedInput(_)))
+    ));
+    assert!(matches!(
+        wasm.render_standard(&fixture("photo.jpg"), 1000, &[]),
+        Err(PluginFailure::Render(RenderError::TooLarge(_)))
+    ));
+    let out = wasm
+        .render_standard(&fixture("photo.gif"), MAX_PIXELS, &[spec(None, None, Fit::Contain, Format::Png)])
+        .expect("decodes");
+    assert!(matches!(out[0], Err(RenderError::InvalidSpec(_))));
+}
+
+#[test]
+fn the_deadline_stops_a_long_render_and_the_engine_carries_on() {
+    let engine: Arc<PluginEngine> = PluginEngine::new(settings(512, Duration::from_millis(50))).expect("engine");
+    let plugin = engine.load(STANDARD_COMPONENT).expect("loads");
+    // A full-size AVIF encode takes seconds in wasm: far past 50 ms.
+    let started = std::time::Instant::now();
+    let result = engine.render(
+        &plugin,
+        &fixture("photo.jpg"),
+        MAX_PIXELS,
+        &[spec(Some(1600), None, Fit::Contain, Format::Avif)],
+    );
+    assert_eq!(result, Err(PluginFailure::Timeout(Duration::from_millis(50))));
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped promptly: {:?}", started.elapsed());
+    // The next call gets a fresh store and works.
+    let ok = engine
+        .render(&plugin, &fixture("photo.gif"), MAX_PIXELS, &[spec(Some(10), Some(10), Fit::Cover, Format::Png)])
+        .expect("works");
+    assert!(ok[0].is_ok());
+}
+
+#[test]
+fn the_memory_cap_stops_a_large_decode() {
+    let engine = PluginEngine::new(settings(16, Duration::from_secs(60))).expect("engine");
+    let plugin = engine.load(STANDARD_COMPONENT).expect("loads");
+    // 2140x1200 RGBA is ~10 MiB decoded, plus copies: over 16 MiB.
+    let result = engine.render(
+        &plugin,
+        &fixture("alpha.png"),
+        MAX_PIXELS,
+        &[spec(Some(2000), Some(1000), Fit::Stretch, Format::Png)],
+    );
+    assert_eq!(result, Err(PluginFailure::OutOfMemory(16)));
+    let small = engine
+        .render(&plugin, &fixture("photo.gif"), MAX_PIXELS, &[spec(Some(10), Some(10), Fit::Cover, Format::Png)])
+        .expect("works");
+    assert!(small[0].is_ok(), "the engine carries on");
+}
+
+#[test]
+fn what_is_not_a_plugin_component_is_refused() {
+    let engine = renderer(Engine::Wasm).plugins();
+    for (what, bytes) in [
+        ("random bytes", b"hello, world".to_vec()),
+        ("a core module", b"\0asm\x01\0\0\0".to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        match engine.load(&bytes) {
+            Err(PluginFailure::Invalid(reason)) => assert!(!reason.is_empty(), "{what}"),
+            Err(other) => panic!("{what}: {other}"),
+            Ok(_) => panic!("{what} was accepted"),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Encoding: WebP (lossy, pure-Rust VP8), AVIF (ravif/rav1e), JPEG and PNG (image). Nothing of
+//! the source's metadata is written.
+
+use image::ImageEncoder;
+
+use crate::{Format, RenderError};
+
+/// AVIF encoder speed (1 slowest/best .. 10 fastest). 6 is ravif's own default trade-off.
+const AVIF_SPEED: u8 = 6;
+
+/// Encodes tightly packed RGBA8 (`has_alpha`) or RGB8 pixels.
+pub fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    has_alpha: bool,
+    format: Format,
+    quality: u8,
+) -> Result<Vec<u8>, RenderError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| RenderError::Failed(format!("{what} encoding failed: {e}"));
+    let mut out = Vec::new();
+    match format {
+        Format::Jpeg => {
+            let rgb = if has_alpha { flatten_on_white(pixels) } else { pixels.to_vec() };
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+                .write_image(&rgb, width, height, image::ExtendedColorType::Rgb8)
+                .map_err(|e| failed("JPEG", &e))?;
+        }
+        Format::Png => {
+            let color = if has_alpha { image::ExtendedColorType::Rgba8 } else { image::ExtendedColorType::Rgb8 };
+            image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            )
+            .write_image(pixels, width, height, color)
+            .map_err(|e| failed("PNG", &e))?;
+        }
+        Format::Webp => {
+            let mut encoder = image_webp::WebPEncoder::new(&mut out);
+            let mut params = image_webp::EncoderParams::default();
+            params.use_lossy = true;
+            params.lossy_quality = quality;
+            encoder.set_params(params);
+            let color = if has_alpha { image_webp::ColorType::Rgba8 } else { image_webp::ColorType::Rgb8 };
+            encoder.encode(pixels, width, height, color).map_err(|e| failed("WebP", &e))?;
+        }
+        Format::Avif => {
+            let encoder = ravif::Encoder::new()
+                .with_quality(f32::from(quality))
+                .with_alpha_quality(f32::from(quality))
+                .with_speed(AVIF_SPEED);
+            let (w, h) = (width as usize, height as usize);
+            let encoded = if has_alpha {
+                let rgba: Vec<ravif::RGBA8> =
+                    pixels.chunks_exact(4).map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3])).collect();
+                encoder.encode_rgba(ravif::Img::new(&rgba[..], w, h))
+            } else {
+                let rgb: Vec<ravif::RGB8> =
+                    pixels.chunks_exact(3).map(|p| ravif::RGB8::new(p[0], p[1], p[2])).collect();
+                encoder.encode_rgb(ravif::Img::new(&rgb[..], w, h))
+            };
+            out = encoded.map_err(|e| failed("AVIF", &e))?.avif_file;
+        }
+    }
+    Ok(out)
+}
+
+/// JPEG has no alpha: composite onto white, as a browser shows a transparent image on a page.
+fn flatten_on_white(rgba: &[u8]) -> Vec<u8> {
+    rgba.chunks_exact(4)
+        .flat_map(|p| {
+            let a = u16::from(p[3]);
+            let blend = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+            [blend(p[0]), blend(p[1]), blend(p[2])]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transparent_becomes_white_and_opaque_stays() {
+        assert_eq!(
+            flatten_on_white(&[10, 20, 30, 0, 10, 20, 30, 255, 0, 0, 0, 128]),
+            vec![255, 255, 255, 10, 20, 30, 127, 127, 127]
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! # mbk-standard
+//!
+//! The standard MediaBlobKit plugin: decode an image once, apply its EXIF orientation, and
+//! render every requested variant (resize with `contain`, `cover` or `stretch`; encode WebP,
+//! AVIF, JPEG or PNG; metadata stripped). One source of truth, built twice: as a native library
+//! that the host calls directly (the fallback engine), and as a `wasm32-wasip2` component
+//! exporting the `mbk:plugin` world ([`component`], only on wasm32).
+//!
+//! Everything here is pure Rust so that both builds are the same code.
+
+pub mod decode;
+pub mod encode;
+pub mod exif;
+pub mod geometry;
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)] // wit-bindgen's generated glue
+mod component;
+
+use fast_image_resize as fr;
+
+pub const NAME: &str = "mbk-standard";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const DESCRIPTION: &str = "Decode, orient, resize (contain/cover/stretch) and encode WebP/AVIF/JPEG/PNG";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Contain,
+    Cover,
+    Stretch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Webp,
+    Avif,
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// One variant to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub format: Format,
+    pub quality: u8,
+    pub params: Vec<(String, String)>,
+}
+
+/// An encoded variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderError {
+    /// The input is not an image this plugin decodes.
+    UnsupportedInput(String),
+    /// The input is over the decode limits.
+    TooLarge(String),
+    /// The spec cannot be rendered (e.g. no dimension given).
+    InvalidSpec(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RenderError::UnsupportedInput(m) => write!(f, "unsupported input: {m}"),
+            RenderError::TooLarge(m) => write!(f, "input too large: {m}"),
+            RenderError::InvalidSpec(m) => write!(f, "invalid spec: {m}"),
+            RenderError::Failed(m) => write!(f, "render failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Decodes `input` once and renders every spec. The outer error means nothing could be
+/// rendered (the input itself is bad); inner errors belong to one spec each.
+pub fn render(
+    input: &[u8],
+    max_pixels: u64,
+    specs: &[Spec],
+) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+    // The largest box any spec asks for, so that a JPEG can be decoded at a reduced scale.
+    let wanted = specs.iter().filter_map(|s| geometry::decode_hint(s.width, s.height)).max();
+    let source = decode::decode(input, max_pixels, wanted)?;
+    Ok(specs.iter().map(|spec| render_one(&source, spec)).collect())
+}
+
+fn render_one(source: &decode::Decoded, spec: &Spec) -> Result<Rendered, RenderError> {
+    if !(1..=100).contains(&spec.quality) {
+        return Err(RenderError::InvalidSpec(format!("quality must be 1..=100, got {}", spec.quality)));
+    }
+    let plan = geometry::plan(source.width, source.height, spec.width, spec.height, spec.fit)
+        .map_err(RenderError::InvalidSpec)?;
+    let pixels = resize(source, &plan)?;
+    let bytes = encode::encode(&pixels, plan.out_width, plan.out_height, source.has_alpha, spec.format, spec.quality)?;
+    Ok(Rendered { bytes, mime: spec.format.mime().to_owned(), width: plan.out_width, height: plan.out_height })
+}
+
+/// Resizes (and crops, for `cover`) with Lanczos3. Returns tightly packed RGBA8 or RGB8.
+fn resize(source: &decode::Decoded, plan: &geometry::Plan) -> Result<Vec<u8>, RenderError> {
+    let pixel_type = if source.has_alpha { fr::PixelType::U8x4 } else { fr::PixelType::U8x3 };
+    let src = fr::images::ImageRef::new(source.width, source.height, &source.pixels, pixel_type)
+        .map_err(|e| RenderError::Failed(format!("source buffer: {e}")))?;
+    let mut dst = fr::images::Image::new(plan.out_width, plan.out_height, pixel_type);
+    let (left, top, width, height) = plan.crop;
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+        .crop(left, top, width, height);
+    fr::Resizer::new().resize(&src, &mut dst, &options).map_err(|e| RenderError::Failed(format!("resize: {e}")))?;
+    Ok(dst.into_vec())
+}
