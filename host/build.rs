@@ -1,5 +1,7 @@
 //! Builds the standard plugin (`plugins/standard`) as a `wasm32-wasip2` component and hands it to
-//! the host as `OUT_DIR/mbk_standard.wasm`, which `include_bytes!` embeds.
+//! the host as `OUT_DIR/mbk_standard.wasm`, which `include_bytes!` embeds. Also builds the example
+//! plugin (`plugins/examples/sepia`) and the hostile test fixture (`plugins/fixtures/hostile`),
+//! whose paths the tests get as `MBK_TEST_SEPIA_WASM` and `MBK_TEST_HOSTILE_WASM`.
 //!
 //! The inner cargo gets a target dir of its own (next to ours), so it never waits on our lock.
 //! The wasm target is added with rustup when missing. When the component cannot be built (no
@@ -16,26 +18,38 @@ fn main() {
     let workspace = manifest_dir.parent().expect("workspace root").to_path_buf();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let out_file = out_dir.join("mbk_standard.wasm");
-    for watched in ["plugins/standard/src", "plugins/standard/Cargo.toml", "wit", "Cargo.lock"] {
+    for watched in ["plugins", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=MBK_SKIP_WASM");
 
-    let result = if std::env::var("MBK_SKIP_WASM").is_ok_and(|v| v == "1") {
+    let skip = std::env::var("MBK_SKIP_WASM").is_ok_and(|v| v == "1");
+    // One inner build for the three components: their shared dependencies compile once.
+    let built = if skip {
         Err("MBK_SKIP_WASM=1".to_owned())
     } else {
-        build_component(&workspace, &out_dir)
+        build(&workspace, &out_dir, &["-p", "mbk-standard-component", "-p", "mbk-sepia", "-p", "mbk-hostile"])
     };
-    match result {
-        Ok(wasm) => {
-            std::fs::copy(&wasm, &out_file).expect("copy the component into OUT_DIR");
+    let copied = built
+        .clone()
+        .and_then(|dir| std::fs::copy(dir.join("mbk_standard_component.wasm"), &out_file).map_err(|e| e.to_string()));
+    if let Err(why) = copied {
+        println!(
+            "cargo:warning=the standard plugin's WebAssembly component was not built ({why}); the host will render natively only"
+        );
+        std::fs::write(&out_file, b"").expect("write an empty component");
+    }
+    for name in ["mbk_sepia", "mbk_hostile"] {
+        let dest = out_dir.join(format!("{name}.wasm"));
+        let copied = built
+            .clone()
+            .and_then(|dir| std::fs::copy(dir.join(format!("{name}.wasm")), &dest).map_err(|e| e.to_string()));
+        if let Err(why) = copied {
+            println!("cargo:warning=test plugin {name} was not built ({why})");
+            std::fs::write(&dest, b"").expect("write an empty component");
         }
-        Err(why) => {
-            println!(
-                "cargo:warning=the standard plugin's WebAssembly component was not built ({why}); the host will render natively only"
-            );
-            std::fs::write(&out_file, b"").expect("write an empty component");
-        }
+        let var = format!("MBK_TEST_{}_WASM", name.trim_start_matches("mbk_").to_ascii_uppercase());
+        println!("cargo:rustc-env={var}={}", dest.display());
     }
 }
 
@@ -55,14 +69,16 @@ fn ensure_target() -> Result<(), String> {
     if added.success() { Ok(()) } else { Err(format!("`rustup target add {TARGET}` failed")) }
 }
 
-fn build_component(workspace: &Path, out_dir: &Path) -> Result<PathBuf, String> {
+/// Runs the inner cargo for `packages`; the folder holding the built `.wasm` files.
+fn build(workspace: &Path, out_dir: &Path, packages: &[&str]) -> Result<PathBuf, String> {
     ensure_target()?;
     let target_dir = target_root(out_dir).join("wasm-plugins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--locked", "-p", "mbk-standard", "--profile", "plugin", "--target", TARGET])
+        .args(["build", "--locked", "--profile", "plugin", "--target", TARGET])
+        .args(packages)
         .arg("--target-dir")
         .arg(&target_dir)
         // SIMD in the guest: Lanczos resizing is ~7x faster with simd128 than scalar wasm.
@@ -96,6 +112,5 @@ fn build_component(workspace: &Path, out_dir: &Path) -> Result<PathBuf, String> 
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         ));
     }
-    let wasm = target_dir.join(TARGET).join("plugin").join("mbk_standard.wasm");
-    if wasm.is_file() { Ok(wasm) } else { Err(format!("{} was not produced", wasm.display())) }
+    Ok(target_dir.join(TARGET).join("plugin"))
 }

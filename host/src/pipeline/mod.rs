@@ -60,9 +60,55 @@ impl Renderer {
         max_pixels: u64,
         specs: &[Spec],
     ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
-        match &self.standard {
-            Some(component) => self.plugins.render(component, input, max_pixels, specs),
-            None => mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render),
-        }
+        let results = match &self.standard {
+            Some(component) => self.plugins.render(component, input, max_pixels, specs)?,
+            None => mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render)?,
+        };
+        Ok(checked(specs, results))
     }
+
+    /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
+    pub fn render_with(
+        &self,
+        plugin: &CompiledPlugin,
+        input: &[u8],
+        max_pixels: u64,
+        specs: &[Spec],
+    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+        Ok(checked(specs, self.plugins.render(plugin, input, max_pixels, specs)?))
+    }
+}
+
+fn checked(specs: &[Spec], results: Vec<Result<Rendered, RenderError>>) -> Vec<Result<Rendered, RenderError>> {
+    specs.iter().zip(results).map(|(spec, result)| result.and_then(|r| verify(spec, r))).collect()
+}
+
+/// A plugin's word is not trusted: the bytes must be an image of the format asked for, of the
+/// size the plugin claims, and that size must honour the fit.
+pub fn verify(spec: &Spec, rendered: Rendered) -> Result<Rendered, RenderError> {
+    let wrong =
+        |why: String| Err(RenderError::Failed(format!("the plugin's output for {:?} is wrong: {why}", spec.name)));
+    if rendered.mime != spec.format.mime() {
+        return wrong(format!("{} instead of {}", rendered.mime, spec.format.mime()));
+    }
+    let Ok(size) = imagesize::blob_size(&rendered.bytes) else { return wrong("not a readable image".into()) };
+    let actual = (size.width as u64, size.height as u64);
+    if actual != (u64::from(rendered.width), u64::from(rendered.height)) {
+        return wrong(format!(
+            "it claims {}x{} but the image is {}x{}",
+            rendered.width, rendered.height, actual.0, actual.1
+        ));
+    }
+    let fits = match spec.fit {
+        crate::plugins::Fit::Cover | crate::plugins::Fit::Stretch => {
+            Some(rendered.width) == spec.width && Some(rendered.height) == spec.height
+        }
+        crate::plugins::Fit::Contain => {
+            spec.width.is_none_or(|w| rendered.width <= w) && spec.height.is_none_or(|h| rendered.height <= h)
+        }
+    };
+    if !fits {
+        return wrong(format!("{}x{} does not honour the requested box", rendered.width, rendered.height));
+    }
+    Ok(rendered)
 }

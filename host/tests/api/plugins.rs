@@ -173,3 +173,75 @@ fn what_is_not_a_plugin_component_is_refused() {
         }
     }
 }
+
+fn test_plugin(var_path: &str) -> Vec<u8> {
+    let bytes = std::fs::read(var_path).unwrap_or_else(|e| panic!("{var_path}: {e}"));
+    assert!(!bytes.is_empty(), "{var_path} is empty: host/build.rs could not build it (see the build warnings)");
+    bytes
+}
+
+fn with_mode(mode: &str) -> Spec {
+    let mut s = spec(Some(64), Some(64), Fit::Cover, Format::Png);
+    s.params = vec![("mode".into(), mode.into())];
+    s
+}
+
+#[test]
+fn hostile_plugins_fail_their_render_and_nothing_else() {
+    let renderer = Renderer::new(PipelineEngine::Wasm, settings(64, Duration::from_millis(300))).expect("renderer");
+    let hostile = renderer.plugins().load(&test_plugin(env!("MBK_TEST_HOSTILE_WASM"))).expect("a valid component");
+    let input = fixture("photo.gif");
+    let run = |mode: &str| renderer.render_with(&hostile, &input, MAX_PIXELS, &[with_mode(mode)]);
+
+    assert_eq!(
+        run("loop"),
+        Err(PluginFailure::Timeout(Duration::from_millis(300))),
+        "an endless loop meets the deadline"
+    );
+    assert_eq!(run("alloc"), Err(PluginFailure::OutOfMemory(64)), "unbounded allocation meets the memory cap");
+    match run("panic") {
+        Err(PluginFailure::Trap(why)) => {
+            assert!(why.contains("panics on purpose"), "the guest's panic message is kept: {why}")
+        }
+        other => panic!("panic: {other:?}"),
+    }
+    match run("wrong-count") {
+        Err(PluginFailure::Trap(why)) => assert!(why.contains("0 results for 1"), "{why}"),
+        other => panic!("wrong-count: {other:?}"),
+    }
+    let lied = run("wrong-size").expect("the call itself completes");
+    match &lied[0] {
+        Err(RenderError::Failed(why)) => assert!(why.contains("claims 64x64 but the image is 1x1"), "{why}"),
+        other => panic!("wrong-size: {other:?}"),
+    }
+    assert!(
+        matches!(run("log-flood"), Err(PluginFailure::Render(RenderError::Failed(_)))),
+        "a log flood is cut, not fatal"
+    );
+
+    // After all that, the same engine still renders the standard plugin correctly.
+    let fine = renderer
+        .render_standard(&input, MAX_PIXELS, &[spec(Some(64), Some(64), Fit::Cover, Format::Png)])
+        .expect("fine");
+    assert_eq!(fine[0].as_ref().map(|r| (r.width, r.height)).expect("rendered"), (64, 64));
+}
+
+#[test]
+fn the_example_third_party_plugin_renders_sepia() {
+    let engine = renderer(Engine::Wasm);
+    let sepia = engine.plugins().load(&test_plugin(env!("MBK_TEST_SEPIA_WASM"))).expect("loads");
+    assert_eq!(sepia.name, "mbk-sepia");
+    let out = engine
+        .render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[spec(Some(200), Some(150), Fit::Cover, Format::Png)])
+        .expect("renders");
+    let png = image::load_from_memory(&out[0].as_ref().expect("rendered").bytes).expect("png").to_rgb8();
+    assert_eq!(png.dimensions(), (200, 150));
+    let warm = png.pixels().filter(|p| p.0[0] >= p.0[1] && p.0[1] >= p.0[2]).count();
+    assert!(warm as f64 > 0.95 * 200.0 * 150.0, "sepia tones: r >= g >= b almost everywhere ({warm} of 30000)");
+    let mut bad = spec(Some(10), Some(10), Fit::Cover, Format::Png);
+    bad.params = vec![("strength".into(), "2".into())];
+    assert!(matches!(
+        engine.render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[bad]),
+        Err(PluginFailure::Render(RenderError::InvalidSpec(_)))
+    ));
+}

@@ -4,7 +4,8 @@
 //! render every requested variant (resize with `contain`, `cover` or `stretch`; encode WebP,
 //! AVIF, JPEG or PNG; metadata stripped). One source of truth, built twice: as a native library
 //! that the host calls directly (the fallback engine), and as a `wasm32-wasip2` component
-//! exporting the `mbk:plugin` world ([`component`], only on wasm32).
+//! exporting the `mbk:plugin` world (the thin `component/` crate beside this one, which only
+//! translates between the WIT types and these).
 //!
 //! Everything here is pure Rust so that both builds are the same code.
 
@@ -12,10 +13,6 @@ pub mod decode;
 pub mod encode;
 pub mod exif;
 pub mod geometry;
-
-#[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)] // wit-bindgen's generated glue
-mod component;
 
 use fast_image_resize as fr;
 
@@ -102,9 +99,21 @@ pub fn render(
     max_pixels: u64,
     specs: &[Spec],
 ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+    render_filtered(input, max_pixels, specs, |_| Ok(()))
+}
+
+/// [`render`] with a step of one's own between decoding and resizing: how a third-party plugin
+/// reuses this crate (see `plugins/examples/sepia`). `filter` sees the decoded, upright pixels.
+pub fn render_filtered(
+    input: &[u8],
+    max_pixels: u64,
+    specs: &[Spec],
+    filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
+) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
     // The largest box any spec asks for, so that a JPEG can be decoded at a reduced scale.
     let wanted = specs.iter().filter_map(|s| geometry::decode_hint(s.width, s.height)).max();
-    let source = decode::decode(input, max_pixels, wanted)?;
+    let mut source = decode::decode(input, max_pixels, wanted)?;
+    filter(&mut source)?;
     Ok(specs.iter().map(|spec| render_one(&source, spec)).collect())
 }
 
