@@ -258,6 +258,16 @@ impl Config {
     }
 }
 
+/// Only the plugin limits (`PLUGIN_MEMORY_MB`, `PLUGIN_TIMEOUT_MS`), for commands such as
+/// `plugin validate` that need nothing else (and must not create a data folder).
+pub fn plugin_limits_from_env() -> Result<(u64, Duration), ConfigError> {
+    let _ = dotenvy::dotenv();
+    let get = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let memory_mb = parse_number("PLUGIN_MEMORY_MB", get("PLUGIN_MEMORY_MB"), 512, 16..=16384)?;
+    let timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
+    Ok((memory_mb, Duration::from_millis(timeout_ms)))
+}
+
 fn parse_db_url(raw: &str) -> Result<DbUrl, ConfigError> {
     if raw.starts_with("sqlite:") {
         Ok(DbUrl::Sqlite(raw.to_owned()))

@@ -186,7 +186,7 @@ fn openapi_prints_the_spec_and_every_command_has_help() {
     assert!(output.status.success());
     let spec: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON spec");
     assert!(spec["paths"]["/healthz"].is_object());
-    for command in ["serve", "api", "migrate", "openapi", "superuser"] {
+    for command in ["serve", "api", "migrate", "openapi", "superuser", "plugin"] {
         let help = bare(cwd.path()).args([command, "--help"]).output().expect("run");
         assert!(help.status.success(), "{command} --help");
         assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: mbk-host"), "{command}");
@@ -467,4 +467,28 @@ async fn a_1_gib_upload_keeps_the_server_memory_flat() {
         let _ = std::fs::write(std::path::Path::new(&dir).join("upload-1gib.txt"), format!("{report}\n"));
     }
     assert!(growth_mib < 100.0, "{report}");
+}
+
+#[test]
+fn plugin_validate_gives_a_verdict() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let good = bare(cwd.path()).args(["plugin", "validate", env!("MBK_TEST_SEPIA_WASM")]).output().expect("run");
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{stdout}{}", String::from_utf8_lossy(&good.stderr));
+    assert!(stdout.contains("info(): mbk-sepia") && stdout.contains("render \"cover\": 32x32 image/png"), "{stdout}");
+    assert!(!cwd.path().join("data").exists(), "validating creates no data folder");
+
+    // The hostile fixture's default behaviour lies about its output sizes.
+    let liar = bare(cwd.path()).args(["plugin", "validate", env!("MBK_TEST_HOSTILE_WASM")]).output().expect("run");
+    assert_eq!(liar.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&liar.stdout).contains("FAIL render"), "{}", String::from_utf8_lossy(&liar.stdout));
+
+    std::fs::write(cwd.path().join("junk.wasm"), b"not wasm at all").expect("write");
+    let junk = bare(cwd.path()).args(["plugin", "validate", "junk.wasm"]).output().expect("run");
+    assert_eq!(junk.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&junk.stdout).contains("not a WebAssembly component"),
+        "{}",
+        String::from_utf8_lossy(&junk.stdout)
+    );
 }
