@@ -24,6 +24,14 @@ enum Command {
     Migrate,
     /// Print the OpenAPI spec of every route as JSON.
     Openapi,
+    /// Benchmark the standard variant set over a folder of photos: native vs wasm (vs vipsthumbnail).
+    Bench {
+        /// A folder of JPEG, PNG or WebP photos.
+        photos: std::path::PathBuf,
+        /// Renders per measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
@@ -55,6 +63,15 @@ fn main() -> ExitCode {
     if let Command::Plugin { command: PluginCommand::Validate { file } } = &cli.command {
         return validate_plugin(file);
     }
+    if let Command::Bench { photos, runs } = &cli.command {
+        return match mbk_host::pipeline::bench::run(photos, (*runs).max(1)) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
     if let Command::Openapi = cli.command {
         return match mbk_host::http::openapi().to_pretty_json() {
             Ok(json) => {
@@ -84,7 +101,7 @@ fn main() -> ExitCode {
             Command::Serve | Command::Api => run_api(config).await,
             Command::Migrate => migrate(config).await,
             Command::Superuser { username, password_stdin } => superuser(config, &username, password_stdin).await,
-            Command::Openapi | Command::Plugin { .. } => Ok(()),
+            Command::Openapi | Command::Plugin { .. } | Command::Bench { .. } => Ok(()),
         }
     });
     match result {

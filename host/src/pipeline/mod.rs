@@ -3,6 +3,8 @@
 //! component when this build has one). Custom plugins always run in the sandbox, with no
 //! fallback: their failure is the variant's failure.
 
+pub mod bench;
+
 use std::sync::Arc;
 
 use crate::config::PipelineEngine;
@@ -46,6 +48,11 @@ impl Renderer {
 
     pub fn engine(&self) -> Engine {
         if self.standard.is_some() { Engine::Wasm } else { Engine::Native }
+    }
+
+    /// The compiled standard component, when the wasm engine is in use.
+    pub fn standard_component(&self) -> Option<&CompiledPlugin> {
+        self.standard.as_ref()
     }
 
     /// The plugin engine, for custom plugins.

@@ -244,6 +244,16 @@ impl PluginEngine {
         Ok(PluginInfo { name: info.name, version: info.version, description: info.description })
     }
 
+    /// Mean cost of making a fresh store and instance (what every call pays before its work).
+    pub fn instantiation_cost(&self, plugin: &CompiledPlugin, rounds: u32) -> Result<Duration, PluginFailure> {
+        let started = std::time::Instant::now();
+        for _ in 0..rounds.max(1) {
+            let (mut store, stderr) = self.store(&plugin.name);
+            plugin.pre.instantiate(&mut store).map_err(|e| self.failure(&store, &stderr, e))?;
+        }
+        Ok(started.elapsed() / rounds.max(1))
+    }
+
     /// Renders `specs` from `input` in a fresh sandbox.
     pub fn render(
         &self,

@@ -186,7 +186,7 @@ fn openapi_prints_the_spec_and_every_command_has_help() {
     assert!(output.status.success());
     let spec: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON spec");
     assert!(spec["paths"]["/healthz"].is_object());
-    for command in ["serve", "api", "migrate", "openapi", "superuser", "plugin"] {
+    for command in ["serve", "api", "migrate", "openapi", "superuser", "plugin", "bench"] {
         let help = bare(cwd.path()).args([command, "--help"]).output().expect("run");
         assert!(help.status.success(), "{command} --help");
         assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: mbk-host"), "{command}");
@@ -491,4 +491,20 @@ fn plugin_validate_gives_a_verdict() {
         "{}",
         String::from_utf8_lossy(&junk.stdout)
     );
+}
+
+#[test]
+fn bench_reports_both_engines() {
+    let photos = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photo.gif"),
+        photos.path().join("photo.png"),
+    )
+    .expect("copy");
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let output = bare(cwd.path()).args(["bench", "--runs", "1"]).arg(photos.path()).output().expect("run");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(report.contains("| photo.png | 400x301 |"), "{report}");
+    assert!(report.contains("images/s") && report.contains("peak RSS") && report.contains("µs per render"), "{report}");
 }

@@ -4,7 +4,7 @@ use mbk_host::db::users::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, fixture, matrix_tests};
+use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, fixture, matrix_tests, pattern};
 
 matrix_tests!(
     files_round_trip_with_their_sha256,
@@ -21,18 +21,6 @@ matrix_tests!(
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
-}
-
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_u32 ^ seed;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state as u8
-        })
-        .collect()
 }
 
 /// The bytes of `GET /files/{id}/content`: served directly (filesystem) or through the presigned

@@ -112,6 +112,19 @@ pub fn chunks(
     futures_util::stream::iter(pieces)
 }
 
+/// Deterministic, incompressible-looking bytes (xorshift), different for each `seed`.
+pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_u32 ^ seed;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
 /// A test image from `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);

@@ -10,7 +10,7 @@ use mbk_host::storage::{BlobKey, BlobStore, ByteRange, ByteStream, StorageError}
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::helpers::{StoreKind, s3_config, store_tests};
+use crate::helpers::{StoreKind, pattern, s3_config, store_tests};
 
 store_tests!(
     put_get_head_round_trip,
@@ -48,19 +48,6 @@ impl Fixture {
     }
 }
 
-/// Deterministic, incompressible-looking bytes.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_u32;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state as u8
-        })
-        .collect()
-}
-
 /// `data` as a stream of `chunk`-sized pieces, as a request body would arrive.
 fn chunked(data: Vec<u8>, chunk: usize) -> ByteStream {
     let data = Bytes::from(data);
@@ -76,7 +63,7 @@ fn sha256(data: &[u8]) -> String {
 async fn put_get_head_round_trip(kind: StoreKind) {
     let f = Fixture::new(kind).await;
     for (name, len) in [("empty.bin", 0usize), ("one.bin", 1), ("small.bin", 70_000)] {
-        let data = pattern(len);
+        let data = pattern(len, 0);
         let key = f.key(name);
         let meta = f.store.put(&key, "application/octet-stream", chunked(data.clone(), 16 * 1024)).await.expect("put");
         assert_eq!(meta.size, len as u64, "{name}");
@@ -96,7 +83,7 @@ async fn put_get_head_round_trip(kind: StoreKind) {
 
 async fn range_reads(kind: StoreKind) {
     let f = Fixture::new(kind).await;
-    let data = pattern(1000);
+    let data = pattern(1000, 0);
     let key = f.key("r.bin");
     f.store.put_bytes(&key, "application/octet-stream", Bytes::from(data.clone())).await.expect("put");
 
@@ -163,7 +150,7 @@ async fn list_by_prefix(kind: StoreKind) {
 async fn large_uploads_stream_in_parts(kind: StoreKind) {
     let f = Fixture::new(kind).await;
     // Over two parts, so S3 takes the multipart path with a short last part.
-    let data = pattern(2 * PART_SIZE + 123_457);
+    let data = pattern(2 * PART_SIZE + 123_457, 0);
     let key = f.key("big.bin");
     let meta = f.store.put(&key, "application/octet-stream", chunked(data.clone(), 64 * 1024)).await.expect("put");
     assert_eq!(meta.size, data.len() as u64);
@@ -176,7 +163,7 @@ async fn failed_upload_leaves_nothing(kind: StoreKind) {
     let f = Fixture::new(kind).await;
     for len in [1000usize, PART_SIZE + 1000] {
         let key = f.key(&format!("broken-{len}.bin"));
-        let data = Bytes::from(pattern(len));
+        let data = Bytes::from(pattern(len, 0));
         let body: ByteStream = Box::pin(futures_util::stream::iter(vec![
             Ok(data),
             Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
@@ -195,7 +182,7 @@ async fn failed_upload_leaves_nothing(kind: StoreKind) {
 async fn presigned_url_is_fetchable(kind: StoreKind) {
     let f = Fixture::new(kind).await;
     let key = f.key("signed.bin");
-    let data = pattern(4096);
+    let data = pattern(4096, 0);
     f.store.put_bytes(&key, "application/octet-stream", Bytes::from(data.clone())).await.expect("put");
     let url = f.store.presigned_get(&key, Duration::from_secs(60)).await.expect("presign");
     match kind {

@@ -1,0 +1,169 @@
+//! `mbk-host bench`: the standard variant set over a folder of photos, native against wasm,
+//! and against `vipsthumbnail` (libvips) for the two WebP variants when it is installed.
+//!
+//! Wall time on a shared machine is noisy: the figures compare engines within one run, and each
+//! is the median of `runs` renders. Peak RSS is the process's high-water mark, reset (Linux
+//! `clear_refs`) before each engine's pass.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::Renderer;
+use crate::config::PipelineEngine;
+use crate::plugins::{Fit, Format, PluginSettings, Spec};
+
+const MAX_PIXELS: u64 = 100_000_000;
+
+fn spec(name: &str, width: Option<u32>, height: Option<u32>, fit: Fit, format: Format, quality: u8) -> Spec {
+    Spec { name: name.into(), width, height, fit, format, quality, params: Vec::new() }
+}
+
+/// The standard variant set of the issue: 150x150 cover WebP, 800 contain WebP, 1600 contain AVIF.
+pub fn standard_set() -> Vec<Spec> {
+    vec![
+        spec("thumbnail", Some(150), Some(150), Fit::Cover, Format::Webp, 80),
+        spec("medium", Some(800), None, Fit::Contain, Format::Webp, 80),
+        spec("large", Some(1600), None, Fit::Contain, Format::Avif, 60),
+    ]
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn photos(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp"))
+        })
+        .collect();
+    found.sort();
+    anyhow::ensure!(!found.is_empty(), "no JPEG, PNG or WebP files in {}", dir.display());
+    Ok(found)
+}
+
+/// Median time of `runs` renders of `specs` from `input`.
+fn time_render(renderer: &Renderer, input: &[u8], specs: &[Spec], runs: usize) -> anyhow::Result<Duration> {
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let results = renderer.render_standard(input, MAX_PIXELS, specs).map_err(|e| anyhow::anyhow!("{e}"))?;
+        samples.push(started.elapsed());
+        for r in results {
+            r.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    Ok(median(samples))
+}
+
+/// Median time of `runs` runs of `vipsthumbnail` with `args`, or `None` when it is not installed.
+fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<Duration> {
+    let out = std::env::temp_dir().join(format!("mbk-bench-{}.webp", std::process::id()));
+    let target = format!("{}[Q=80,strip]", out.display());
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let status =
+            std::process::Command::new("vipsthumbnail").arg(image).args(args).args(["-o", &target]).status().ok()?;
+        if !status.success() {
+            return None;
+        }
+        samples.push(started.elapsed());
+    }
+    let _ = std::fs::remove_file(out);
+    Some(median(samples))
+}
+
+/// Runs the benchmark and returns the report (Markdown).
+pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
+    let files = photos(dir)?;
+    let settings = PluginSettings { memory_bytes: 1 << 30, timeout: Duration::from_secs(600), cache_dir: None };
+    let native = Renderer::new(PipelineEngine::Native, settings.clone())?;
+    let wasm = Renderer::new(PipelineEngine::Wasm, settings)?;
+    let set = standard_set();
+    let mut report = String::new();
+    writeln!(
+        report,
+        "Standard set (150x150 cover WebP q80, 800w contain WebP q80, 1600w contain AVIF q60), one call per image, median of {runs} run(s).\n"
+    )?;
+    writeln!(
+        report,
+        "| image | pixels | native ms | wasm ms | wasm/native | thumb native/wasm/vips ms | medium native/wasm/vips ms |"
+    )?;
+    writeln!(report, "|---|---|---|---|---|---|---|")?;
+    let (mut total_native, mut total_wasm) = (Duration::ZERO, Duration::ZERO);
+    let (mut peak_native, mut peak_wasm) = (0f64, 0f64);
+    for file in &files {
+        let input = std::fs::read(file)?;
+        let size = imagesize::blob_size(&input).map(|s| format!("{}x{}", s.width, s.height)).unwrap_or_default();
+        reset_peak_rss();
+        let n = time_render(&native, &input, &set, runs)?;
+        peak_native = peak_native.max(peak_rss_mib().unwrap_or(0.0));
+        reset_peak_rss();
+        let w = time_render(&wasm, &input, &set, runs)?;
+        peak_wasm = peak_wasm.max(peak_rss_mib().unwrap_or(0.0));
+        total_native += n;
+        total_wasm += w;
+        let mut single = Vec::new();
+        for (i, vips_args) in [(0, &["-s", "150x150", "--smartcrop", "centre"][..]), (1, &["-s", "800x"][..])] {
+            let one = std::slice::from_ref(&set[i]);
+            let vips = time_vips(file, vips_args, runs).map(|d| format!("{:.0}", ms(d))).unwrap_or_else(|| "–".into());
+            single.push(format!(
+                "{:.0} / {:.0} / {vips}",
+                ms(time_render(&native, &input, one, runs)?),
+                ms(time_render(&wasm, &input, one, runs)?)
+            ));
+        }
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        writeln!(
+            report,
+            "| {name} | {size} | {:.0} | {:.0} | {:.2}x | {} | {} |",
+            ms(n),
+            ms(w),
+            w.as_secs_f64() / n.as_secs_f64(),
+            single[0],
+            single[1]
+        )?;
+    }
+    let count = files.len() as f64;
+    writeln!(report)?;
+    writeln!(
+        report,
+        "Totals: native {:.2} images/s, wasm {:.2} images/s, wasm/native {:.2}x; peak RSS native {peak_native:.0} MiB, wasm {peak_wasm:.0} MiB.",
+        count / total_native.as_secs_f64(),
+        count / total_wasm.as_secs_f64(),
+        total_wasm.as_secs_f64() / total_native.as_secs_f64()
+    )?;
+    if let Some(component) = wasm.standard_component() {
+        let per = wasm.plugins().instantiation_cost(component, 1000).map_err(|e| anyhow::anyhow!("{e}"))?;
+        writeln!(
+            report,
+            "Instantiation (fresh store + instance from InstancePre, warm): {:.1} µs per render.",
+            per.as_secs_f64() * 1e6
+        )?;
+    }
+    Ok(report)
+}
