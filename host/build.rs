@@ -1,7 +1,7 @@
 //! Builds the standard plugin (`plugins/standard`) as a `wasm32-wasip2` component and hands it to
 //! the host as `OUT_DIR/mbk_standard.wasm`, which `include_bytes!` embeds. Also builds the example
-//! plugin (`plugins/examples/sepia`) and the hostile test fixture (`plugins/fixtures/hostile`),
-//! whose paths the tests get as `MBK_TEST_SEPIA_WASM` and `MBK_TEST_HOSTILE_WASM`.
+//! plugin (`plugins/examples/sepia`) and the test fixtures (`plugins/fixtures/*`), whose paths
+//! the tests get as `MBK_TEST_SEPIA_WASM`, `MBK_TEST_HOSTILE_WASM` and `MBK_TEST_SNOOP_WASM`.
 //!
 //! The inner cargo gets a target dir of its own (next to ours), so it never waits on our lock.
 //! The wasm target is added with rustup when missing. When the component cannot be built (no
@@ -28,7 +28,11 @@ fn main() {
     let built = if skip {
         Err("MBK_SKIP_WASM=1".to_owned())
     } else {
-        build(&workspace, &out_dir, &["-p", "mbk-standard-component", "-p", "mbk-sepia", "-p", "mbk-hostile"])
+        build(
+            &workspace,
+            &out_dir,
+            &["-p", "mbk-standard-component", "-p", "mbk-sepia", "-p", "mbk-hostile", "-p", "mbk-snoop"],
+        )
     };
     let copied = built
         .clone()
@@ -39,7 +43,7 @@ fn main() {
         );
         std::fs::write(&out_file, b"").expect("write an empty component");
     }
-    for name in ["mbk_sepia", "mbk_hostile"] {
+    for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop"] {
         let dest = out_dir.join(format!("{name}.wasm"));
         let copied = built
             .clone()

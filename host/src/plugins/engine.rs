@@ -192,6 +192,7 @@ impl PluginEngine {
             return Ok(found.clone());
         }
         let component = self.component(wasm, &sha256)?;
+        check_imports(&self.engine, &component)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -321,6 +322,38 @@ fn from_wit_error(e: wit::RenderError) -> RenderError {
         wit::RenderError::TooLarge(m) => RenderError::TooLarge(m),
         wit::RenderError::InvalidSpec(m) => RenderError::InvalidSpec(m),
         wit::RenderError::Failed(m) => RenderError::Failed(m),
+    }
+}
+
+/// What a plugin may import: what a Rust std component for `wasm32-wasip2` asks for (streams,
+/// stdio, environment, exit, clocks, random) and the host's log. The linker offers all of WASI
+/// (with an empty context), but a plugin that imports the filesystem or sockets is refused up
+/// front: it has no business there, even with nothing preopened.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "wasi:io/",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:clocks/",
+    "wasi:random/",
+    "mbk:plugin/",
+];
+
+/// Refuses a component importing anything outside [`ALLOWED_IMPORTS`].
+fn check_imports(engine: &Engine, component: &Component) -> Result<(), PluginFailure> {
+    let refused: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| !ALLOWED_IMPORTS.iter().any(|allowed| name.starts_with(allowed)))
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(PluginFailure::Invalid(format!("imports what plugins may not use: {}", refused.join(", "))))
     }
 }
 

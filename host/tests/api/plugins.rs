@@ -64,7 +64,17 @@ fn both_engines_render_every_input_kind_alike() {
         spec(Some(200), Some(200), Fit::Cover, Format::Webp),
         spec(Some(200), Some(200), Fit::Cover, Format::Jpeg),
     ];
-    for name in ["photo.jpg", "photo-rotated.jpg", "alpha.png", "photo.webp", "photo.gif", "photo.tiff"] {
+    for name in [
+        "photo.jpg",
+        "photo-rotated.jpg",
+        "cmyk.jpg",
+        "alpha.png",
+        "gray16.png",
+        "photo.webp",
+        "lossless-alpha.webp",
+        "photo.gif",
+        "photo.tiff",
+    ] {
         let input = fixture(name);
         let wasm = renderer(Engine::Wasm).render_standard(&input, MAX_PIXELS, &specs).expect(name);
         let native = renderer(Engine::Native).render_standard(&input, MAX_PIXELS, &specs).expect(name);
@@ -224,6 +234,16 @@ fn hostile_plugins_fail_their_render_and_nothing_else() {
         .render_standard(&input, MAX_PIXELS, &[spec(Some(64), Some(64), Fit::Cover, Format::Png)])
         .expect("fine");
     assert_eq!(fine[0].as_ref().map(|r| (r.width, r.height)).expect("rendered"), (64, 64));
+}
+
+#[test]
+fn a_plugin_that_imports_the_filesystem_is_refused_at_load() {
+    let engine = renderer(Engine::Wasm).plugins();
+    match engine.load(&test_plugin(env!("MBK_TEST_SNOOP_WASM"))) {
+        Err(PluginFailure::Invalid(why)) => assert!(why.contains("wasi:filesystem"), "{why}"),
+        Err(other) => panic!("refused for the wrong reason: {other}"),
+        Ok(_) => panic!("a plugin importing wasi:filesystem was accepted"),
+    }
 }
 
 #[test]

@@ -154,3 +154,32 @@ fn jpeg_thumbnails_decode_at_a_reduced_scale_with_the_same_result_size() {
         .expect("decodes");
     assert_eq!(dims(&out[0].as_ref().expect("rendered").bytes), (100, 100));
 }
+
+fn decode_rgba(bytes: &[u8]) -> image::RgbaImage {
+    image::load_from_memory(bytes).expect("decodes").to_rgba8()
+}
+
+#[test]
+fn cmyk_jpeg_sixteen_bit_png_and_lossless_webp_decode() {
+    // CMYK (Adobe) JPEG: the same picture as photo.jpg, within the loss of the CMYK round trip.
+    let box_ = |w, h| [spec("v", Some(w), Some(h), Fit::Stretch, Format::Png)];
+    let cmyk = render(&fixture("cmyk.jpg"), MAX, &box_(400, 301)).expect("decodes");
+    let rgb = render(&fixture("photo.jpg"), MAX, &box_(400, 301)).expect("decodes");
+    let (a, b) =
+        (decode_rgba(&cmyk[0].as_ref().expect("cmyk").bytes), decode_rgba(&rgb[0].as_ref().expect("rgb").bytes));
+    let diff: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    let mean = diff as f64 / a.as_raw().len() as f64;
+    assert!(mean < 12.0, "CMYK decoded to the right colours: mean difference {mean:.1}");
+
+    let gray = render(&fixture("gray16.png"), MAX, &box_(320, 241)).expect("16-bit PNG decodes");
+    let gray = decode_rgba(&gray[0].as_ref().expect("gray").bytes);
+    assert!(gray.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]), "grey stays grey");
+    assert!(
+        gray.pixels().any(|p| p.0[0] > 200) && gray.pixels().any(|p| p.0[0] < 60),
+        "the full range survives 16 -> 8 bits"
+    );
+
+    let webp = render(&fixture("lossless-alpha.webp"), MAX, &box_(214, 120)).expect("lossless WebP decodes");
+    let webp = decode_rgba(&webp[0].as_ref().expect("webp").bytes);
+    assert!(webp.pixels().any(|p| p.0[3] < 255), "its alpha is kept");
+}
