@@ -186,7 +186,7 @@ fn validate_plugin(file: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = PluginSettings { memory_bytes: (memory_mb as usize) << 20, timeout, cache_dir: None };
+    let settings = PluginSettings { memory_bytes: (memory_mb as usize) << 20, timeout, cache_dir: None, instances: 2 };
     let engine = match PluginEngine::new(settings) {
         Ok(engine) => engine,
         Err(e) => return fail(e),

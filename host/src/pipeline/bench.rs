@@ -100,7 +100,8 @@ fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<Duration> {
 /// Runs the benchmark and returns the report (Markdown).
 pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
     let files = photos(dir)?;
-    let settings = PluginSettings { memory_bytes: 1 << 30, timeout: Duration::from_secs(600), cache_dir: None };
+    let settings =
+        PluginSettings { memory_bytes: 1 << 30, timeout: Duration::from_secs(600), cache_dir: None, instances: 2 };
     let native = Renderer::new(PipelineEngine::Native, settings.clone())?;
     let wasm = Renderer::new(PipelineEngine::Wasm, settings)?;
     let set = standard_set();

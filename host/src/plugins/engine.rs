@@ -39,6 +39,9 @@ pub struct PluginSettings {
     pub timeout: Duration,
     /// Where compiled components are cached; `None`: in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Plugin calls that may run at once (the pooling allocator's slots): about twice the
+    /// worker count. One more is refused until a slot frees (a transient failure).
+    pub instances: u32,
 }
 
 /// Why a plugin call produced no result.
@@ -132,6 +135,20 @@ impl PluginEngine {
     pub fn new(settings: PluginSettings) -> anyhow::Result<Arc<Self>> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).epoch_interruption(true).max_wasm_stack(2 << 20);
+        // Pooling: instance slots are made once, so a call's instantiation is a few microseconds.
+        // Sized to the call slots (the defaults reserve terabytes of address space).
+        let slots = settings.instances.max(1);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 16)
+            .total_memories(slots * 2)
+            .total_tables(slots * 4)
+            .total_stacks(slots)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(2)
+            .max_tables_per_component(4)
+            .max_memory_size(settings.memory_bytes);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("link WASI: {e:#}"))?;

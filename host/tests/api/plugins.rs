@@ -17,6 +17,7 @@ fn settings(memory_mb: usize, timeout: Duration) -> PluginSettings {
         memory_bytes: memory_mb << 20,
         timeout,
         cache_dir: Some(std::env::temp_dir().join("mbk-test-plugin-cache")),
+        instances: 4,
     }
 }
 
