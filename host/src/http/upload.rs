@@ -72,28 +72,54 @@ async fn receive(
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    match receive_inner(state, key, kind, headers, multipart).await {
-        Ok(created) => created.into_response(),
-        Err(e) => refused(e),
-    }
-}
-
-async fn receive_inner(
-    state: AppState,
-    key: ProjectKey,
-    kind: Kind,
-    headers: &HeaderMap,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> AppResult<(StatusCode, Json<FileView>)> {
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_multipart {
-        return Err(AppError::UnsupportedMediaType("expected a multipart/form-data body with a `file` field".into()));
+        return refused(AppError::UnsupportedMediaType(
+            "expected a multipart/form-data body with a `file` field".into(),
+        ));
     }
-    let mut multipart =
-        multipart.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))?;
+    let mut multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(e) => return refused(AppError::BadRequest(format!("malformed multipart body: {}", e.body_text()))),
+    };
+    match receive_inner(&state, key, kind, &mut multipart).await {
+        Ok(created) => created.into_response(),
+        Err(e) => {
+            drain(&mut multipart).await;
+            refused(e)
+        }
+    }
+}
+
+/// How much of a refused upload is still read (and thrown away) before answering.
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads (and drops) what is left of a refused upload, within a budget. A client that is still
+/// sending when the server answers and closes gets a reset and may never see the answer; reading
+/// on a little (as HTTP servers' lingering close does) lets typical clients see their 413/409.
+async fn drain(multipart: &mut Multipart) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    let mut budget = DRAIN_BYTES;
+    while let Ok(Ok(Some(mut field))) = tokio::time::timeout_at(deadline, multipart.next_field()).await {
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, field.chunk()).await {
+            budget = match budget.checked_sub(chunk.len()) {
+                Some(left) => left,
+                None => return,
+            };
+        }
+    }
+}
+
+async fn receive_inner(
+    state: &AppState,
+    key: ProjectKey,
+    kind: Kind,
+    multipart: &mut Multipart,
+) -> AppResult<(StatusCode, Json<FileView>)> {
     loop {
         let next = tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field())
             .await
@@ -107,7 +133,7 @@ async fn receive_inner(
         }
         let filename = field.file_name().map(str::to_owned);
         let mut source = FieldSource { field };
-        let stored = service::upload(&state, key.project_id, kind, filename.as_deref(), &mut source).await?;
+        let stored = service::upload(state, key.project_id, kind, filename.as_deref(), &mut source).await?;
         return Ok((StatusCode::CREATED, Json(FileView::new(stored, state.store.as_ref()))));
     }
 }
