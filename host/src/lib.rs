@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod jobs;
 pub mod pipeline;
 pub mod plugins;
 pub mod projects;

@@ -274,3 +274,57 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
     })?;
     Ok(affected == 1)
 }
+
+/// A variant rendered and stored: its row becomes `ready` with what was made.
+#[tracing::instrument(skip(db))]
+pub async fn mark_variant_ready(
+    db: &Db,
+    id: Uuid,
+    width: i32,
+    height: i32,
+    size: i64,
+    plugin_sha256: &str,
+) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "UPDATE variants SET status = 'ready', width = $1, height = $2, size = $3, plugin_sha256 = $4, error = NULL, updated_at = $5
+             WHERE id = $6",
+        )
+        .bind(width)
+        .bind(height)
+        .bind(size)
+        .bind(plugin_sha256)
+        .bind(Utc::now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+}
+
+/// A variant that could not be rendered: `failed`, with the reason.
+#[tracing::instrument(skip(db))]
+pub async fn mark_variant_failed(db: &Db, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("UPDATE variants SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3")
+            .bind(error)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn set_status(db: &Db, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("UPDATE files SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}

@@ -125,6 +125,24 @@ pub fn pattern(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// The renderer shared by the tests (wasm engine; compiling the component takes seconds).
+pub fn renderer() -> std::sync::Arc<mbk_host::pipeline::Renderer> {
+    static RENDERER: std::sync::OnceLock<std::sync::Arc<mbk_host::pipeline::Renderer>> = std::sync::OnceLock::new();
+    RENDERER
+        .get_or_init(|| {
+            let settings = mbk_host::plugins::PluginSettings {
+                memory_bytes: 512 << 20,
+                timeout: std::time::Duration::from_secs(120),
+                cache_dir: Some(std::env::temp_dir().join("mbk-test-plugin-cache")),
+                instances: 8,
+            };
+            std::sync::Arc::new(
+                mbk_host::pipeline::Renderer::new(mbk_host::config::PipelineEngine::Wasm, settings).expect("renderer"),
+            )
+        })
+        .clone()
+}
+
 /// A test image from `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);

@@ -10,6 +10,7 @@ mod files;
 mod helpers;
 mod http;
 mod identity;
+mod jobs;
 mod plugins;
 mod projects;
 mod storage;

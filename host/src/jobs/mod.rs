@@ -1,0 +1,4 @@
+//! Background jobs, one file per kind. Handlers are idempotent: running one twice yields the same
+//! blobs and rows. (The queue and the workers that call them come with the jobs issue.)
+
+pub mod process_image;

@@ -1,0 +1,140 @@
+//! `process_image`: render the pending variants of one uploaded image.
+//!
+//! Load the original once, render every variant the standard plugin owns in one call (decode
+//! once), store each result, then mark its row `ready` (format, size, dimensions, the plugin's
+//! digest) or `failed` (the reason). The file becomes `ready` when every variant has settled
+//! (`failed` when all failed). Variants already `ready` are left alone, so a re-run only does
+//! what is missing.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::db::files::{self, VariantRow};
+use crate::db::projects;
+use crate::pipeline::Renderer;
+use crate::plugins::{Fit as PFit, Format as PFormat, Spec};
+use crate::projects::service::Project;
+use crate::projects::settings::{Fit, ImageFormat, STANDARD_PLUGIN};
+use crate::storage::BlobKey;
+use crate::{AppState, storage};
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file or its project is gone: nothing to do.
+    Gone,
+    /// Every variant settled; the counts of this run.
+    Settled { rendered: usize, failed: usize },
+}
+
+/// Failures worth a retry (the store or the database did not answer).
+#[derive(Debug, thiserror::Error)]
+pub enum Transient {
+    #[error("storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
+    Spec {
+        name: v.name.as_str().to_owned(),
+        width: v.width,
+        height: v.height,
+        fit: match v.fit {
+            Fit::Contain => PFit::Contain,
+            Fit::Cover => PFit::Cover,
+            Fit::Stretch => PFit::Stretch,
+        },
+        format: match v.format {
+            ImageFormat::Webp => PFormat::Webp,
+            ImageFormat::Avif => PFormat::Avif,
+            ImageFormat::Jpeg => PFormat::Jpeg,
+            ImageFormat::Png => PFormat::Png,
+        },
+        quality: v.quality,
+        params: v.params.iter().map(|(k, val)| (k.clone(), val.clone())).collect(),
+    }
+}
+
+pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> Result<Outcome, Transient> {
+    let Some(file) = files::find(&state.db, file_id).await? else { return Ok(Outcome::Gone) };
+    let Some(row) = projects::find(&state.db, file.project_id).await? else { return Ok(Outcome::Gone) };
+    let Ok(project) = Project::from_row(row) else { return Ok(Outcome::Gone) };
+    let pending: Vec<VariantRow> =
+        files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != "ready").collect();
+
+    let (mut rendered, mut failed) = (0, 0);
+    // Variants whose settings vanished, or that name a plugin this host cannot run, fail alone.
+    let mut work: Vec<(VariantRow, Spec)> = Vec::new();
+    for variant in pending {
+        match project.settings.variants.iter().find(|s| s.name.as_str() == variant.name) {
+            Some(s) if s.plugin == STANDARD_PLUGIN => work.push((variant, to_spec(s))),
+            Some(s) => {
+                files::mark_variant_failed(
+                    &state.db,
+                    variant.id,
+                    &format!("plugin {:?} is not available on this host", s.plugin),
+                )
+                .await?;
+                failed += 1;
+            }
+            None => {
+                files::mark_variant_failed(&state.db, variant.id, "the project's settings no longer name this variant")
+                    .await?;
+                failed += 1;
+            }
+        }
+    }
+
+    if !work.is_empty() {
+        let original = state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await?;
+        let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
+        let max_pixels = state.config.max_image_pixels;
+        let engine = Arc::clone(renderer);
+        // CPU-bound: never on the async runtime's threads.
+        let results = tokio::task::spawn_blocking(move || engine.render_standard(&original, max_pixels, &specs))
+            .await
+            .unwrap_or_else(|e| Err(crate::plugins::PluginFailure::Trap(format!("render task: {e}"))));
+        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| "native".into());
+        match results {
+            Err(whole) => {
+                for (variant, _) in &work {
+                    files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;
+                    failed += 1;
+                }
+            }
+            Ok(results) => {
+                for ((variant, _), result) in work.iter().zip(results) {
+                    match result {
+                        Ok(out) => {
+                            let key = BlobKey::parse(&variant.storage_key)?;
+                            let size = out.bytes.len() as i64;
+                            state.store.put_bytes(&key, &out.mime, out.bytes.into()).await?;
+                            files::mark_variant_ready(
+                                &state.db,
+                                variant.id,
+                                out.width as i32,
+                                out.height as i32,
+                                size,
+                                &digest,
+                            )
+                            .await?;
+                            rendered += 1;
+                        }
+                        Err(e) => {
+                            files::mark_variant_failed(&state.db, variant.id, &e.to_string()).await?;
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let all = files::variants_of(&state.db, file_id).await?;
+    let status = if !all.is_empty() && all.iter().all(|v| v.status == "failed") { "failed" } else { "ready" };
+    files::set_status(&state.db, file_id, status).await?;
+    Ok(Outcome::Settled { rendered, failed })
+}
