@@ -72,6 +72,15 @@ pub async fn list(db: &Db, owner: Option<Uuid>, limit: i64, offset: i64) -> Resu
     })
 }
 
+/// Every live project (only `owner`'s when given), newest first.
+#[tracing::instrument(skip(db))]
+pub async fn list_all(db: &Db, owner: Option<Uuid>) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1) ORDER BY id DESC"
+    );
+    dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(owner).fetch_all(pool).await)
+}
+
 #[tracing::instrument(skip(db))]
 pub async fn count(db: &Db, owner: Option<Uuid>) -> Result<i64, sqlx::Error> {
     dispatch!(db, |pool| {

@@ -5,6 +5,7 @@
 //! [`normalize_errors`] rewrites whatever else produces a 4xx/5xx (unknown routes, wrong methods,
 //! body limits, panics) into the same shape.
 
+pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod extract;
@@ -82,6 +83,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(files::router())
         .merge(blobs::router())
         .merge(jobs::router())
+        .merge(admin::router())
         .merge(ops::router())
 }
 

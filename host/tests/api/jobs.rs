@@ -131,3 +131,59 @@ async fn an_undecodable_image_fails_its_variants(db: DbKind, store: StoreKind) {
     }
     assert_eq!(app.store().list(&t.prefix).await.expect("list").len(), 1, "only the original is stored");
 }
+
+mod admin {
+    use mbk_host::db::jobs;
+    use mbk_host::db::users::Role;
+    use serde_json::Value;
+
+    use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests};
+
+    db_tests!(admin_jobs_group_by_project_and_follow_the_role_matrix);
+
+    async fn admin_jobs_group_by_project_and_follow_the_role_matrix(db: DbKind) {
+        let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+        let (_, su) = app.user_with_token("root", Role::Su).await;
+        let (_, ada) = app.user_with_token("ada", Role::Admin).await;
+        let (_, uma) = app.user_with_token("uma", Role::User).await;
+        let ada_project = app.create_project(&ada, "ada's").await;
+        let uma_project = app.create_project(&uma, "uma's").await;
+        let pid = |p: &Value| uuid::Uuid::parse_str(p["id"].as_str().expect("id")).expect("uuid");
+        for _ in 0..3 {
+            jobs::insert(&app.state.db, Some(pid(&ada_project)), None, "process_image").await.expect("job");
+        }
+        let failed =
+            jobs::insert(&app.state.db, Some(pid(&ada_project)), None, "sync_project_variants").await.expect("job");
+        jobs::set_status(&app.state.db, failed.id, "failed", 3, Some("storage unreachable")).await.expect("update");
+        jobs::insert(&app.state.db, Some(pid(&uma_project)), None, "process_image").await.expect("job");
+
+        let all: Value = app.get_as("/admin/jobs", Some(&su)).await.json().await.expect("json");
+        let groups = all["projects"].as_array().expect("projects");
+        assert_eq!(groups.len(), 2, "su sees every project");
+        let ada_group = groups.iter().find(|g| g["project_id"] == ada_project["id"]).expect("ada's group");
+        assert_eq!(ada_group["project_name"], "ada's");
+        assert_eq!(
+            (ada_group["jobs"]["total"].as_i64(), ada_group["jobs"]["items"].as_array().map(Vec::len)),
+            (Some(4), Some(4))
+        );
+        assert_eq!(ada_group["jobs"]["items"][0]["id"], failed.id.to_string(), "newest first");
+
+        let own: Value =
+            app.get_as("/admin/jobs?status=pending&per_page=2&page=2", Some(&ada)).await.json().await.expect("json");
+        let groups = own["projects"].as_array().expect("projects");
+        assert_eq!(groups.len(), 1, "an admin sees only their own projects");
+        let jobs = &groups[0]["jobs"];
+        assert_eq!(
+            (jobs["total"].as_i64(), jobs["page"].as_i64(), jobs["items"].as_array().map(Vec::len)),
+            (Some(3), Some(2), Some(1))
+        );
+        let failed_only: Value = app.get_as("/admin/jobs?status=failed", Some(&ada)).await.json().await.expect("json");
+        assert_eq!(failed_only["projects"][0]["jobs"]["items"][0]["error"], "storage unreachable");
+
+        assert_error(app.get_as("/admin/jobs", Some(&uma)).await, 403, "forbidden").await;
+        assert_error(app.get_as("/admin/jobs", None).await, 401, "unauthorized").await;
+        assert_error(app.get_as("/admin/jobs", Some("junk")).await, 401, "unauthorized").await;
+        assert_error(app.get_as("/admin/jobs?status=stuck", Some(&su)).await, 400, "validation_failed").await;
+        assert_error(app.get_as("/admin/jobs?per_page=0", Some(&su)).await, 400, "validation_failed").await;
+    }
+}
