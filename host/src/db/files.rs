@@ -328,3 +328,40 @@ pub async fn set_status(db: &Db, id: Uuid, status: &str) -> Result<(), sqlx::Err
             .map(|_| ())
     })
 }
+
+/// Ids of a project's images, oldest first.
+#[tracing::instrument(skip(db))]
+pub async fn image_ids(db: &Db, project_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, Uuid>("SELECT id FROM files WHERE project_id = $1 AND kind = 'image' ORDER BY id")
+            .bind(project_id)
+            .fetch_all(pool)
+            .await
+    })
+}
+
+/// Adds a pending variant row (a variant the settings gained after the upload).
+#[tracing::instrument(skip(db, variant))]
+pub async fn insert_variant(db: &Db, file_id: Uuid, variant: &NewVariant) -> Result<(), sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO variants (id, file_id, name, storage_key, status, format, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(file_id)
+        .bind(&variant.name)
+        .bind(&variant.storage_key)
+        .bind(&variant.format)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn delete_variant(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| sqlx::query("DELETE FROM variants WHERE id = $1").bind(id).execute(pool).await.map(|_| ()))
+}

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(sync_variants))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(update_key, delete_key))
 }
@@ -169,6 +170,27 @@ async fn delete_project(
     };
     service::delete(&state, user, id, permanent).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobAccepted {
+    pub job_id: Uuid,
+}
+
+/// (Re)generate, for every image, the variants the settings now name, and remove the variants
+/// they no longer name. Runs in the background; follow it with `GET /jobs` or `GET /admin/jobs`.
+#[utoipa::path(
+    post, path = "/projects/{id}/sync-variants", tag = "projects", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 202, body = JobAccepted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn sync_variants(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<(StatusCode, Json<JobAccepted>)> {
+    let job_id = service::request_sync(&state, user, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id })))
 }
 
 /// An API key as listed: never the secret.

@@ -2,3 +2,5 @@
 //! blobs and rows. (The queue and the workers that call them come with the jobs issue.)
 
 pub mod process_image;
+pub mod sync_file_variants;
+pub mod sync_project_variants;

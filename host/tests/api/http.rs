@@ -82,6 +82,7 @@ async fn openapi_and_swagger_ui_are_served_offline(db: DbKind) {
         ("/projects/{id}", "get"),
         ("/projects/{id}", "put"),
         ("/projects/{id}", "delete"),
+        ("/projects/{id}/sync-variants", "post"),
         ("/projects/{id}/keys", "post"),
         ("/projects/{id}/keys", "get"),
         ("/projects/{id}/keys/{key_id}", "patch"),

@@ -187,3 +187,79 @@ mod admin {
         assert_error(app.get_as("/admin/jobs?per_page=0", Some(&su)).await, 400, "validation_failed").await;
     }
 }
+
+mod sync {
+    use mbk_host::jobs::{sync_file_variants, sync_project_variants};
+    use serde_json::{Value, json};
+
+    use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, fixture, matrix_tests, renderer};
+
+    matrix_tests!(sync_adds_and_removes_variants);
+
+    async fn sync_adds_and_removes_variants(db: DbKind, store: StoreKind) {
+        let app = TestApp::spawn(db, store).await;
+        let t = app.project_with_key(Value::Null).await;
+        let (id, _) = super::upload_and_process(&app, &t.key, "p.jpg", fixture("photo.jpg")).await;
+        let medium_key = format!("{}images/medium/{id}.webp", t.prefix);
+        assert!(app.store().list(&t.prefix).await.expect("list").iter().any(|o| o.key == medium_key));
+
+        // New settings: medium is gone, thumbnail becomes AVIF, square is new.
+        let settings = json!({"variants": [
+            {"name": "thumbnail", "width": 150, "height": 150, "fit": "cover", "format": "avif", "quality": 60},
+            {"name": "square", "width": 64, "height": 64, "fit": "cover", "format": "png", "quality": 90}]});
+        let path = format!("/projects/{}", t.project_id);
+        assert_eq!(app.put_json(&path, Some(&t.token), &json!({"settings": settings})).await.status(), 200);
+        let accepted = app.post_json(&format!("{path}/sync-variants"), Some(&t.token), &json!({})).await;
+        assert_eq!(accepted.status(), 202);
+        let job_id = accepted.json::<Value>().await.expect("json")["job_id"].as_str().expect("job_id").to_owned();
+        let jobs: Value = app.get_with_key("/jobs?status=pending", &t.key).await.json().await.expect("json");
+        assert!(
+            jobs["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .any(|j| j["id"] == job_id.as_str() && j["kind"] == "sync_project_variants")
+        );
+
+        // Drain: the project job fans out one file job per image; run each.
+        let project_id = uuid::Uuid::parse_str(&t.project_id).expect("uuid");
+        let file_jobs = sync_project_variants::run(&app.state, project_id).await.expect("fan out");
+        assert_eq!(file_jobs.len(), 1);
+        let synced = sync_file_variants::run(&app.state, &renderer(), uuid::Uuid::parse_str(&id).expect("uuid"))
+            .await
+            .expect("runs")
+            .expect("file");
+        assert_eq!(
+            (synced.removed, synced.added),
+            (2, 2),
+            "medium and the webp thumbnail go; the avif thumbnail and square come"
+        );
+
+        let file: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
+        let names: Vec<&String> = file["variants"].as_object().expect("variants").keys().collect();
+        assert_eq!(names, ["square", "thumbnail"]);
+        assert_eq!(file["variants"]["thumbnail"]["format"], "avif");
+        assert_eq!(file["variants"]["thumbnail"]["status"], "ready");
+        assert_eq!(
+            (file["variants"]["square"]["width"].as_u64(), file["variants"]["square"]["status"].as_str()),
+            (Some(64), Some("ready"))
+        );
+        let keys: Vec<String> = app.store().list(&t.prefix).await.expect("list").into_iter().map(|o| o.key).collect();
+        assert_eq!(keys.len(), 3, "original + two variants, nothing else: {keys:?}");
+        assert!(!keys.contains(&medium_key), "the removed variant's blob is gone");
+        // A second sync changes nothing.
+        let again = sync_file_variants::run(&app.state, &renderer(), uuid::Uuid::parse_str(&id).expect("uuid"))
+            .await
+            .expect("runs")
+            .expect("file");
+        assert_eq!((again.removed, again.added), (0, 0));
+        // Other tenants cannot ask for a sync.
+        let other = app.project_with_key(Value::Null).await;
+        assert_error(
+            app.post_json(&format!("{path}/sync-variants"), Some(&other.token), &json!({})).await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+}
