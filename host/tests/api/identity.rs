@@ -290,6 +290,13 @@ async fn delete_user_rules(db: DbKind) {
     assert_error(app.delete_as(&format!("/users/{root}"), Some(&su)).await, 403, "forbidden").await;
     assert_error(app.delete_as(&format!("/users/{other_su}"), Some(&su)).await, 403, "forbidden").await;
     assert_error(app.delete_as("/users/not-a-uuid", Some(&su)).await, 400, "bad_request").await;
+
+    // A user who still owns projects is kept (their blobs would be orphaned otherwise).
+    let (owner, owner_token) = app.user_with_token("owner", Role::User).await;
+    app.create_project(&owner_token, "still here").await;
+    let message = assert_error(app.delete_as(&format!("/users/{owner}"), Some(&su)).await, 409, "conflict").await;
+    assert!(message.contains("project"), "{message}");
+    assert_eq!(app.login("owner", PW).await.status(), 200, "the user is untouched");
 }
 
 async fn failed_logins_are_throttled(db: DbKind) {
