@@ -7,7 +7,6 @@ use super::Db;
 use crate::dispatch;
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
-pub const KINDS: [&str; 4] = ["process_image", "sync_project_variants", "sync_file_variants", "cleanup"];
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {

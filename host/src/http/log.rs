@@ -1,7 +1,7 @@
 //! Request logging: one line per request, `Module | METHOD /path | context | res=code`.
 //!
 //! The context carries the request id, the latency, whatever a handler attached with
-//! [`LogContext`] (who called, which project) and, for a 5xx, the cause that the client never
+//! [`note`] (who called, which project) and, for a 5xx, the cause that the client never
 //! sees. Query strings are never logged (they may carry tokens); paths are cut at 256 bytes.
 
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,6 @@ use axum::response::Response;
 use crate::error::ErrorCause;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Extra context for the request's log line (e.g. `user=0193…`), set as a response extension.
-#[derive(Debug, Clone)]
-pub struct LogContext(pub String);
 
 /// Where extractors note who is calling (`user=…`, `project=…`) for the request's log line. The
 /// middleware puts it in the request's extensions and reads it back once the response is made.
@@ -87,10 +83,6 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut context = format!("rid={rid} {elapsed_ms:.1}ms");
     for extra in notes.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        context.push(' ');
-        context.push_str(extra);
-    }
-    if let Some(LogContext(extra)) = response.extensions().get::<LogContext>() {
         context.push(' ');
         context.push_str(extra);
     }

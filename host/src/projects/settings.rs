@@ -55,15 +55,6 @@ impl ImageFormat {
             ImageFormat::Png => "png",
         }
     }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            ImageFormat::Webp => "image/webp",
-            ImageFormat::Avif => "image/avif",
-            ImageFormat::Jpeg => "image/jpeg",
-            ImageFormat::Png => "image/png",
-        }
-    }
 }
 
 /// A variant name: `[a-z0-9_-]{1,32}`. Safe as a storage key segment.

@@ -33,10 +33,6 @@ impl FsStore {
         Ok(Self { root, public_base_url: public_base_url.trim_end_matches('/').to_owned() })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn path_of(&self, key: &BlobKey) -> StorageResult<PathBuf> {
         let path = self.root.join(key.as_str());
         // BlobKey already refuses `..` and absolute paths; this keeps the promise local too.

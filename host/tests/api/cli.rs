@@ -289,6 +289,25 @@ fn superuser_interactively_without_echo() {
     assert!(!text.contains("typed-secret-1"), "the password was echoed: {text}");
 }
 
+/// POSTs `body` as JSON to `base` + `path` (with a bearer token when given); the status and the
+/// JSON answer (null when the body is empty).
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut request = client.post(format!("{base}{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    (status, if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).expect("json") })
+}
+
 #[tokio::test]
 async fn logs_never_carry_secrets() {
     let cwd = tempfile::tempdir().expect("tempdir");
@@ -302,56 +321,37 @@ async fn logs_never_carry_secrets() {
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&base, &mut running).await;
     let client = reqwest::Client::new();
-    let post = |path: &str, body: serde_json::Value, token: Option<&str>| {
-        let mut request = client.post(format!("{base}{path}")).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send()
-    };
-
-    let login: serde_json::Value =
-        post("/auth/login", serde_json::json!({"username": "root", "password": su_password}), None)
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
+    let (_, login) =
+        post(&client, &base, "/auth/login", None, serde_json::json!({"username": "root", "password": su_password}))
+            .await;
     let access = login["access_token"].as_str().expect("access").to_owned();
     let first_refresh = login["refresh_token"].as_str().expect("refresh").to_owned();
     let user_password = "new-user-password-2";
-    let created = post(
+    let (created, _) = post(
+        &client,
+        &base,
         "/users",
-        serde_json::json!({"username": "ada", "password": user_password, "role": "admin"}),
         Some(&access),
+        serde_json::json!({"username": "ada", "password": user_password, "role": "admin"}),
     )
-    .await
-    .expect("create");
-    assert_eq!(created.status(), 201);
-    let rotated: serde_json::Value = post("/auth/refresh", serde_json::json!({"refresh_token": first_refresh}), None)
-        .await
-        .expect("refresh")
-        .json()
-        .await
-        .expect("json");
+    .await;
+    assert_eq!(created, 201);
+    let (_, rotated) =
+        post(&client, &base, "/auth/refresh", None, serde_json::json!({"refresh_token": first_refresh})).await;
     let second_refresh = rotated["refresh_token"].as_str().expect("refresh").to_owned();
     // Reuse (logged as a warning), a failed login with a real password of another user, logout.
     assert_eq!(
-        post("/auth/refresh", serde_json::json!({"refresh_token": first_refresh}), None).await.expect("reuse").status(),
+        post(&client, &base, "/auth/refresh", None, serde_json::json!({"refresh_token": first_refresh})).await.0,
         401
     );
     assert_eq!(
-        post("/auth/login", serde_json::json!({"username": "root", "password": user_password}), None)
+        post(&client, &base, "/auth/login", None, serde_json::json!({"username": "root", "password": user_password}))
             .await
-            .expect("login")
-            .status(),
+            .0,
         401
     );
     assert_eq!(
-        post("/auth/logout", serde_json::json!({"refresh_token": second_refresh}), None)
-            .await
-            .expect("logout")
-            .status(),
+        post(&client, &base, "/auth/logout", None, serde_json::json!({"refresh_token": second_refresh})).await.0,
         204
     );
 
@@ -393,36 +393,19 @@ async fn a_1_gib_upload_keeps_the_server_memory_flat() {
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&base, &mut running).await;
     let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&serde_json::json!({"username": "root", "password": "a long password"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
+    let (_, login) = post(
+        &client,
+        &base,
+        "/auth/login",
+        None,
+        serde_json::json!({"username": "root", "password": "a long password"}),
+    )
+    .await;
     let token = login["access_token"].as_str().expect("token").to_owned();
-    let project: serde_json::Value = client
-        .post(format!("{base}/projects"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "big", "settings": {"quotas": {"max_file_bytes": null}}}))
-        .send()
-        .await
-        .expect("project")
-        .json()
-        .await
-        .expect("json");
-    let key: serde_json::Value = client
-        .post(format!("{base}/projects/{}/keys", project["id"].as_str().expect("id")))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "k"}))
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let project_body = serde_json::json!({"name": "big", "settings": {"quotas": {"max_file_bytes": null}}});
+    let (_, project) = post(&client, &base, "/projects", Some(&token), project_body).await;
+    let keys_path = format!("/projects/{}/keys", project["id"].as_str().expect("id"));
+    let (_, key) = post(&client, &base, &keys_path, Some(&token), serde_json::json!({"name": "k"})).await;
 
     let pid = running.child.id();
     let rss_before = proc_kib(pid, "VmRSS");
