@@ -109,6 +109,57 @@ pub struct Config {
     pub max_image_pixels: u64,
     /// Identity settings; fixed in production, shortened by tests (expiry without sleeping).
     pub auth: AuthSettings,
+    /// Queue timings and the cleanup's limits.
+    pub jobs: JobSettings,
+}
+
+/// How workers take, keep alive and retry jobs, and what the cleanup removes. Fixed defaults;
+/// `JOB_STALE_AFTER_SECS` (default 60) sets how long a silent worker keeps its job.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// How often an idle worker looks for work (uploads in the same process wake it at once).
+    pub poll_interval: Duration,
+    /// A `processing` job whose heartbeat is older than this goes back to the queue.
+    pub stale_after: Duration,
+    /// Attempts before a job that keeps failing transiently (storage down) is `failed`.
+    pub max_attempts: i32,
+    /// Retry delay after attempt n: `backoff_base * 2^(n-1)`, at most `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A `cleanup` job is enqueued when none was made within this period.
+    pub cleanup_every: Duration,
+    /// Soft-deleted projects older than this are purged (30 days).
+    pub purge_after: Duration,
+    /// Objects no row names are deleted only when older than this (an upload may be in flight).
+    pub orphan_grace: Duration,
+}
+
+impl JobSettings {
+    /// How often a worker refreshes the heartbeat of the jobs it runs.
+    pub fn heartbeat_every(&self) -> Duration {
+        (self.stale_after / 4).max(Duration::from_millis(100))
+    }
+
+    /// The wait before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = attempts.clamp(1, 20) as u32 - 1;
+        self.backoff_base.saturating_mul(1u32 << exp).min(self.backoff_max)
+    }
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            stale_after: Duration::from_secs(60),
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+            cleanup_every: Duration::from_secs(24 * 3600),
+            purge_after: Duration::from_secs(30 * 24 * 3600),
+            orphan_grace: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Lifetimes and login throttling. Not read from the environment: the contract fixes them.
@@ -150,6 +201,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("max_image_pixels", &self.max_image_pixels)
             .field("auth", &self.auth)
+            .field("jobs", &self.jobs)
             .finish()
     }
 }
@@ -206,6 +258,7 @@ impl Config {
         let worker_concurrency = parse_number("WORKER_CONCURRENCY", get("WORKER_CONCURRENCY"), 1, 1..=256)?;
         let plugin_memory_mb = parse_number("PLUGIN_MEMORY_MB", get("PLUGIN_MEMORY_MB"), 512, 16..=16384)?;
         let plugin_timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
+        let stale_after_secs = parse_number("JOB_STALE_AFTER_SECS", get("JOB_STALE_AFTER_SECS"), 60, 1..=86_400)?;
         let max_image_pixels =
             parse_number("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS"), 100_000_000, 1..=10_000_000_000)?;
         let pipeline_engine = match get("PIPELINE_ENGINE").as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -254,6 +307,7 @@ impl Config {
             log_format,
             max_image_pixels,
             auth: AuthSettings::default(),
+            jobs: JobSettings { stale_after: Duration::from_secs(stale_after_secs), ..JobSettings::default() },
         })
     }
 }
@@ -389,6 +443,21 @@ mod tests {
     }
 
     #[test]
+    fn backoff_doubles_up_to_its_cap_and_the_stale_limit_is_configurable() {
+        let jobs = JobSettings::default();
+        let waits: Vec<u64> = (1..=10).map(|n| jobs.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(jobs.backoff(1_000).as_secs(), 300, "no overflow");
+        assert_eq!(jobs.heartbeat_every(), Duration::from_secs(15));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = load(&[("JOB_STALE_AFTER_SECS", "2")], dir.path()).expect("valid");
+        assert_eq!(config.jobs.stale_after, Duration::from_secs(2));
+        assert_eq!(config.jobs.heartbeat_every(), Duration::from_millis(500));
+        let err = load(&[("JOB_STALE_AFTER_SECS", "0")], dir.path()).expect_err("out of range");
+        assert!(err.to_string().starts_with("JOB_STALE_AFTER_SECS"), "{err}");
+    }
+
+    #[test]
     fn defaults_are_the_embedded_setup() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = load(&[], dir.path()).expect("defaults are valid");
@@ -397,6 +466,7 @@ mod tests {
         assert_eq!(config.public_base_url, "http://127.0.0.1:8080");
         assert!(matches!(config.storage, StorageConfig::Filesystem { ref root } if root == &dir.path().join("blobs")));
         assert_eq!(config.worker_concurrency, 1);
+        assert_eq!(config.jobs.stale_after, Duration::from_secs(60));
         assert_eq!(config.plugin_memory_mb, 512);
         assert_eq!(config.plugin_timeout, Duration::from_secs(30));
         assert_eq!(config.log_format, LogFormat::Text);

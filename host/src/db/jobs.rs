@@ -1,4 +1,12 @@
-//! The `jobs` table: what the jobs API shows. The worker keeps it current (jobs issue).
+//! The `jobs` table: what the jobs API shows, and the queue the workers take from.
+//!
+//! A job is `pending` (with `run_after`, epoch ms, for backoff) until a worker claims it: one
+//! statement sets `processing`, `locked_by` (the worker's id), `heartbeat` and `attempts + 1`
+//! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two workers never take the same row; SQLite: one
+//! writer at a time). The worker refreshes `heartbeat` while it runs the job; a `processing` job
+//! whose heartbeat is older than the stale limit goes back to `pending` ([`reclaim_stale`]).
+//! Every later write names the worker (`locked_by = $worker`), so a worker that lost its job
+//! cannot overwrite what the new owner does.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -22,6 +30,11 @@ pub struct JobRow {
 }
 
 const COLUMNS: &str = "id, project_id, file_id, kind, status, attempts, error, created_at, updated_at";
+
+/// Milliseconds since the Unix epoch: the queue's clock.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
 
 #[tracing::instrument(skip(db))]
 pub async fn insert(
@@ -55,7 +68,8 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// Sets a job's status (and its error, attempts), for the worker.
+/// Sets a job's status, attempts and error outright (administrative repair and tests; workers
+/// use [`finish`] and [`retry_later`], which check they still hold the job).
 #[tracing::instrument(skip(db, error))]
 pub async fn set_status(
     db: &Db,
@@ -74,6 +88,147 @@ pub async fn set_status(
             .execute(pool)
             .await
             .map(|_| ())
+    })
+}
+
+/// Takes the oldest runnable `pending` job for `worker`, or `None` when there is none.
+#[tracing::instrument(skip(db))]
+pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error> {
+    let now = now_ms();
+    let pick = match db {
+        Db::Postgres(_) => {
+            "SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        }
+        Db::Sqlite(_) => {
+            "SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1"
+        }
+    };
+    let sql = format!(
+        "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = $2, attempts = attempts + 1, updated_at = $3
+         WHERE id = ({pick}) RETURNING {COLUMNS}"
+    );
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(now)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// Keeps alive the jobs of every slot of worker process `process` (slots lock as
+/// `{process}/{slot}`); the number of jobs it holds.
+#[tracing::instrument(skip(db))]
+pub async fn heartbeat(db: &Db, process: &str) -> Result<u64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("UPDATE jobs SET heartbeat = $1 WHERE status = 'processing' AND locked_by LIKE ($2 || '/%')")
+            .bind(now_ms())
+            .bind(process)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
+}
+
+/// Puts back `processing` jobs whose heartbeat is older than `stale_ms` (their worker died):
+/// they run again, with their attempt counted. Returns how many.
+#[tracing::instrument(skip(db))]
+pub async fn reclaim_stale(db: &Db, stale_ms: i64) -> Result<u64, sqlx::Error> {
+    let now = now_ms();
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "UPDATE jobs SET status = 'pending', locked_by = NULL, heartbeat = NULL, run_after = $1,
+                    error = 'the worker running this job stopped answering; taken back', updated_at = $2
+             WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < $3)",
+        )
+        .bind(now)
+        .bind(Utc::now())
+        .bind(now - stale_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+}
+
+/// Ends `worker`'s job: `completed` (error cleared) or `failed` with `error`. False when the
+/// worker no longer holds it (taken back, or its project deleted).
+#[tracing::instrument(skip(db, error))]
+pub async fn finish(db: &Db, id: Uuid, worker: &str, status: &str, error: Option<&str>) -> Result<bool, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "UPDATE jobs SET status = $1, error = $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
+             WHERE id = $4 AND status = 'processing' AND locked_by = $5",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(Utc::now())
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// Hands `worker`'s job back to the queue to run again at `run_after` (epoch ms), keeping the
+/// reason. False when the worker no longer holds it.
+#[tracing::instrument(skip(db, error))]
+pub async fn retry_later(db: &Db, id: Uuid, worker: &str, run_after: i64, error: &str) -> Result<bool, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "UPDATE jobs SET status = 'pending', error = $1, run_after = $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
+             WHERE id = $4 AND status = 'processing' AND locked_by = $5",
+        )
+        .bind(error)
+        .bind(run_after)
+        .bind(Utc::now())
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// Enqueues a `cleanup` job unless one was made after `since` (or is still waiting): the daily
+/// schedule, safe to call from every worker.
+#[tracing::instrument(skip(db))]
+pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at)
+             SELECT $1, 'cleanup', 'pending', 0, $2, $2
+             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
+        )
+        .bind(Uuid::now_v7())
+        .bind(now)
+        .bind(since)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// Pending jobs runnable now: the queue's depth.
+#[tracing::instrument(skip(db))]
+pub async fn queue_depth(db: &Db) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND run_after <= $1")
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await
+    })
+}
+
+/// Jobs per status over every project: the queue's depth and the workers' backlog.
+#[tracing::instrument(skip(db))]
+pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")
+            .fetch_all(pool)
+            .await
     })
 }
 
