@@ -74,11 +74,16 @@ TOML
         sleep 0.1
     done
     "$GARAGE_BIN" -c "$dir/garage.toml" bucket website --allow "$BUCKET" > /dev/null
-    log "garage up on 127.0.0.1:$S3_PORT (bucket $BUCKET)"
+    # A second bucket for tests that scan a whole bucket (the cleanup's orphan scan): in the shared
+    # one they would meet every other test's objects.
+    "$GARAGE_BIN" -c "$dir/garage.toml" bucket create "$BUCKET-solo" > /dev/null
+    "$GARAGE_BIN" -c "$dir/garage.toml" bucket allow --read --write --owner "$BUCKET-solo" --key "$ACCESS_KEY" > /dev/null
+    log "garage up on 127.0.0.1:$S3_PORT (buckets $BUCKET, $BUCKET-solo)"
     cat <<ENV
 export MBK_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 export MBK_TEST_S3_REGION=garage
 export MBK_TEST_S3_BUCKET=$BUCKET
+export MBK_TEST_S3_SOLO_BUCKET=$BUCKET-solo
 export MBK_TEST_S3_ACCESS_KEY=$ACCESS_KEY
 export MBK_TEST_S3_SECRET_KEY=$SECRET_KEY
 ENV

@@ -26,6 +26,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Counts failed logins per username and client address.
     pub throttle: LoginThrottle,
+    /// Poked after a job is enqueued, so this process' idle workers look at once.
+    pub wake: tokio::sync::Notify,
 }
 
 /// Cheap to clone; used directly as axum state (`State<AppState>`).
@@ -47,7 +49,7 @@ impl AppState {
         let store = storage::open(&config.storage, &config.public_base_url).await?;
         let tokens = TokenKeys::new(&config.jwt_secret, config.auth.access_ttl)?;
         let throttle = LoginThrottle::new(config.auth.login_max_failures, config.auth.login_window);
-        Ok(AppState(Arc::new(App { config, db, store, tokens, throttle })))
+        Ok(AppState(Arc::new(App { config, db, store, tokens, throttle, wake: tokio::sync::Notify::new() })))
     }
 }
 

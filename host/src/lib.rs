@@ -15,6 +15,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugins;
 pub mod projects;

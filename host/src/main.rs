@@ -20,6 +20,11 @@ enum Command {
     Serve,
     /// Run the HTTP API only (scale-out: several behind a load balancer).
     Api,
+    /// Run the job workers only (scale-out: several on one PostgreSQL); WORKER_CONCURRENCY each.
+    Worker,
+    /// Run the cleanup now (purge projects deleted over 30 days ago, delete orphaned objects
+    /// older than the grace period) and print what it removed as JSON.
+    Cleanup,
     /// Apply the database migrations and exit.
     Migrate,
     /// Print the OpenAPI spec of every route as JSON.
@@ -98,7 +103,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve | Command::Api => run_api(config).await,
+            Command::Serve => run(config, true, true).await,
+            Command::Api => run(config, true, false).await,
+            Command::Worker => run(config, false, true).await,
+            Command::Cleanup => cleanup(config).await,
             Command::Migrate => migrate(config).await,
             Command::Superuser { username, password_stdin } => superuser(config, &username, password_stdin).await,
             Command::Openapi | Command::Plugin { .. } | Command::Bench { .. } => Ok(()),
@@ -116,21 +124,67 @@ fn fail(e: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn run_api(config: Config) -> anyhow::Result<()> {
-    let bind_addr = config.bind_addr;
-    let listener = tokio::net::TcpListener::bind(bind_addr)
-        .await
-        .with_context(|| format!("cannot listen on BIND_ADDR {bind_addr}"))?;
+/// Runs the API, the workers, or both, until SIGTERM or ctrl-c; then finishes what is in hand.
+async fn run(config: Config, api: bool, workers: bool) -> anyhow::Result<()> {
+    let listener = if api {
+        let bind_addr = config.bind_addr;
+        Some(
+            tokio::net::TcpListener::bind(bind_addr)
+                .await
+                .with_context(|| format!("cannot listen on BIND_ADDR {bind_addr}"))?,
+        )
+    } else {
+        None
+    };
     let state = AppState::init(config).await?;
-    tracing::info!(
-        addr = %listener.local_addr()?,
-        database = state.db.backend(),
-        storage = state.store.backend(),
-        "mbk-host listening"
-    );
-    app::serve(state.clone(), listener, app::shutdown_signal()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if workers {
+        let config = state.config.clone();
+        // Compiling the standard component takes seconds (or loads it from the cache): not on the runtime.
+        let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::from_config(&config))
+            .await
+            .context("the renderer's set-up panicked")??;
+        let worker = mbk_host::jobs::Worker::new(state.clone(), std::sync::Arc::new(renderer));
+        let concurrency = state.config.worker_concurrency;
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            worker.run(concurrency, stop).await;
+            Ok(())
+        });
+    }
+    if let Some(listener) = listener {
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            database = state.db.backend(),
+            storage = state.store.backend(),
+            "mbk-host listening"
+        );
+        let stop = stop.clone();
+        tasks.spawn(app::serve(state.clone(), listener, async move { stop.cancelled().await }));
+    }
+    tokio::select! {
+        () = app::shutdown_signal() => {}
+        // A part that ends by itself (the server failing) stops the others.
+        Some(ended) = tasks.join_next() => {
+            stop.cancel();
+            ended.context("a task panicked")??;
+        }
+    }
+    stop.cancel();
+    while let Some(ended) = tasks.join_next().await {
+        ended.context("a task panicked")??;
+    }
     state.db.close().await;
     tracing::info!("mbk-host stopped");
+    Ok(())
+}
+
+async fn cleanup(config: Config) -> anyhow::Result<()> {
+    let state = AppState::init(config).await?;
+    let report = mbk_host::jobs::cleanup::run(&state).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    state.db.close().await;
     Ok(())
 }
 

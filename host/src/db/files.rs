@@ -275,7 +275,8 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(affected == 1)
 }
 
-/// A variant rendered and stored: its row becomes `ready` with what was made.
+/// A variant rendered and stored: its row becomes `ready` with what was made. False when the
+/// row is gone (its file or project was deleted meanwhile).
 #[tracing::instrument(skip(db))]
 pub async fn mark_variant_ready(
     db: &Db,
@@ -284,7 +285,7 @@ pub async fn mark_variant_ready(
     height: i32,
     size: i64,
     plugin_sha256: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query(
             "UPDATE variants SET status = 'ready', width = $1, height = $2, size = $3, plugin_sha256 = $4, error = NULL, updated_at = $5
@@ -298,7 +299,7 @@ pub async fn mark_variant_ready(
         .bind(id)
         .execute(pool)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected() == 1)
     })
 }
 
@@ -326,6 +327,45 @@ pub async fn set_status(db: &Db, id: Uuid, status: &str) -> Result<(), sqlx::Err
             .execute(pool)
             .await
             .map(|_| ())
+    })
+}
+
+/// Every storage key a project's rows name (originals, files, variants): what the cleanup keeps.
+#[tracing::instrument(skip(db))]
+pub async fn storage_keys(db: &Db, project_id: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT storage_key FROM files WHERE project_id = $1
+             UNION ALL
+             SELECT v.storage_key FROM variants v JOIN files f ON f.id = v.file_id WHERE f.project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+/// Variants per status over every project (for `GET /metrics`).
+#[tracing::instrument(skip(db))]
+pub async fn variants_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM variants GROUP BY status ORDER BY status")
+            .fetch_all(pool)
+            .await
+    })
+}
+
+/// Whether any file or variant row names `key`.
+#[tracing::instrument(skip(db))]
+pub async fn key_named(db: &Db, key: &str) -> Result<bool, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT COUNT(*) FROM files WHERE storage_key = $1) + (SELECT COUNT(*) FROM variants WHERE storage_key = $1)",
+        )
+        .bind(key)
+        .fetch_one(pool)
+        .await
+        .map(|n| n > 0)
     })
 }
 

@@ -137,6 +137,13 @@ pub async fn soft_delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
     })
 }
 
+/// Projects soft-deleted before `cutoff`: what the cleanup purges.
+#[tracing::instrument(skip(db))]
+pub async fn deleted_before(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM projects WHERE deleted_at IS NOT NULL AND deleted_at < $1 ORDER BY id");
+    dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(cutoff).fetch_all(pool).await)
+}
+
 /// Removes a project's rows; files, variants, keys and jobs go with it (ON DELETE CASCADE).
 #[tracing::instrument(skip(db))]
 pub async fn delete_rows(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {

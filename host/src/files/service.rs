@@ -207,6 +207,9 @@ pub async fn upload(
             });
         }
     };
+    if job_id.is_some() {
+        state.wake.notify_waiters();
+    }
     let file = files::find(&state.db, file_id).await?.ok_or_else(|| AppError::not_found("file", file_id))?;
     let variants = files::variants_of(&state.db, file_id).await?;
     Ok(StoredFile { file, variants, job_id })

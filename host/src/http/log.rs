@@ -90,6 +90,7 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
         context.push_str(&format!(" err={cause:?}"));
     }
     let module = module_of(&path);
+    crate::metrics::request(module, method.as_str(), status, started.elapsed());
     match status {
         500.. => tracing::error!("{module} | {method} {path} | {context} | res={status}"),
         _ => tracing::info!("{module} | {method} {path} | {context} | res={status}"),

@@ -1,8 +1,10 @@
-//! Operations: liveness and readiness.
+//! Operations: liveness, readiness and metrics.
 
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,7 +17,7 @@ use crate::{AppError, AppResult, AppState};
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,4 +70,32 @@ async fn readyz(State(state): State<AppState>) -> AppResult<Json<Readiness>> {
         Err(_) => return Err(AppError::unavailable("the blob store does not answer", "timed out")),
     }
     Ok(Json(Readiness { status: "ok", database: state.db.backend(), storage: state.store.backend() }))
+}
+
+/// Prometheus metrics (text format 0.0.4): this process' requests, latencies, plugin calls and job
+/// runs; and, from the database (shared by every process), jobs by status, the queue's depth and
+/// variants by status.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "The database does not answer", body = ErrorBody),
+    )
+)]
+async fn metrics(State(state): State<AppState>) -> AppResult<impl IntoResponse> {
+    let read = async {
+        Ok::<_, sqlx::Error>(crate::metrics::Shared {
+            jobs_by_status: crate::db::jobs::count_by_status(&state.db).await?,
+            queue_depth: crate::db::jobs::queue_depth(&state.db).await?,
+            variants_by_status: crate::db::files::variants_by_status(&state.db).await?,
+        })
+    };
+    let shared = match tokio::time::timeout(CHECK_TIMEOUT, read).await {
+        Ok(Ok(shared)) => shared,
+        Ok(Err(e)) => return Err(AppError::unavailable("the database does not answer", e)),
+        Err(_) => return Err(AppError::unavailable("the database does not answer", "timed out")),
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::metrics::render(&shared)))
 }

@@ -24,8 +24,8 @@ use crate::{AppState, storage};
 pub enum Outcome {
     /// The file or its project is gone: nothing to do.
     Gone,
-    /// Every variant settled; the counts of this run.
-    Settled { rendered: usize, failed: usize },
+    /// Every variant settled; the counts of this run, and the first failure's reason.
+    Settled { rendered: usize, failed: usize, reason: Option<String> },
 }
 
 /// Failures worth a retry (the store or the database did not answer).
@@ -66,23 +66,25 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
         files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != "ready").collect();
 
     let (mut rendered, mut failed) = (0, 0);
+    let mut reason: Option<String> = None;
+    let mut fail = |why: String| {
+        reason.get_or_insert(why);
+    };
     // Variants whose settings vanished, or that name a plugin this host cannot run, fail alone.
     let mut work: Vec<(VariantRow, Spec)> = Vec::new();
     for variant in pending {
         match project.settings.variants.iter().find(|s| s.name.as_str() == variant.name) {
             Some(s) if s.plugin == STANDARD_PLUGIN => work.push((variant, to_spec(s))),
             Some(s) => {
-                files::mark_variant_failed(
-                    &state.db,
-                    variant.id,
-                    &format!("plugin {:?} is not available on this host", s.plugin),
-                )
-                .await?;
+                let why = format!("{}: plugin {:?} is not available on this host", variant.name, s.plugin);
+                files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                fail(why);
                 failed += 1;
             }
             None => {
-                files::mark_variant_failed(&state.db, variant.id, "the project's settings no longer name this variant")
-                    .await?;
+                let why = format!("{}: the project's settings no longer name this variant", variant.name);
+                files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                fail(why);
                 failed += 1;
             }
         }
@@ -104,6 +106,7 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
                     files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;
                     failed += 1;
                 }
+                fail(whole.to_string());
             }
             Ok(results) => {
                 for ((variant, _), result) in work.iter().zip(results) {
@@ -112,7 +115,7 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
                             let key = BlobKey::parse(&variant.storage_key)?;
                             let size = out.bytes.len() as i64;
                             state.store.put_bytes(&key, &out.mime, out.bytes.into()).await?;
-                            files::mark_variant_ready(
+                            let recorded = files::mark_variant_ready(
                                 &state.db,
                                 variant.id,
                                 out.width as i32,
@@ -121,10 +124,16 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
                                 &digest,
                             )
                             .await?;
+                            if !recorded {
+                                // Deleted while rendering: leave no object without a row.
+                                state.store.delete(&key).await?;
+                                return Ok(Outcome::Gone);
+                            }
                             rendered += 1;
                         }
                         Err(e) => {
                             files::mark_variant_failed(&state.db, variant.id, &e.to_string()).await?;
+                            fail(format!("{}: {e}", variant.name));
                             failed += 1;
                         }
                     }
@@ -136,5 +145,5 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
     let all = files::variants_of(&state.db, file_id).await?;
     let status = if !all.is_empty() && all.iter().all(|v| v.status == "failed") { "failed" } else { "ready" };
     files::set_status(&state.db, file_id, status).await?;
-    Ok(Outcome::Settled { rendered, failed })
+    Ok(Outcome::Settled { rendered, failed, reason })
 }

@@ -46,6 +46,18 @@ impl Renderer {
         Ok(Renderer { plugins, standard })
     }
 
+    /// The renderer a worker process uses: `PIPELINE_ENGINE`, the plugin limits, two plugin
+    /// instances per worker slot, compiled components cached under `DATA_DIR/plugin-cache`.
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Renderer> {
+        let settings = PluginSettings {
+            memory_bytes: (config.plugin_memory_mb as usize) << 20,
+            timeout: config.plugin_timeout,
+            cache_dir: Some(config.data_dir.join("plugin-cache")),
+            instances: (config.worker_concurrency * 2).max(2) as u32,
+        };
+        Renderer::new(config.pipeline_engine, settings)
+    }
+
     pub fn engine(&self) -> Engine {
         if self.standard.is_some() { Engine::Wasm } else { Engine::Native }
     }
@@ -67,11 +79,13 @@ impl Renderer {
         max_pixels: u64,
         specs: &[Spec],
     ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
-        let results = match &self.standard {
-            Some(component) => self.plugins.render(component, input, max_pixels, specs)?,
-            None => mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render)?,
+        let (name, results) = match &self.standard {
+            Some(component) => ("mbk-standard", self.plugins.render(component, input, max_pixels, specs)),
+            None => {
+                ("mbk-standard (native)", mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render))
+            }
         };
-        Ok(checked(specs, results))
+        counted(name, results).map(|results| checked(specs, results))
     }
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
@@ -82,8 +96,14 @@ impl Renderer {
         max_pixels: u64,
         specs: &[Spec],
     ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
-        Ok(checked(specs, self.plugins.render(plugin, input, max_pixels, specs)?))
+        counted(&plugin.name, self.plugins.render(plugin, input, max_pixels, specs)).map(|r| checked(specs, r))
     }
+}
+
+/// Counts one plugin call for `GET /metrics`.
+fn counted<T>(plugin: &str, result: Result<T, PluginFailure>) -> Result<T, PluginFailure> {
+    crate::metrics::plugin_run(plugin, if result.is_ok() { "ok" } else { "failed" });
+    result
 }
 
 /// A small built-in test image (a 96x64 PNG colour gradient), for `plugin validate`.

@@ -197,5 +197,7 @@ pub async fn delete_key(state: &AppState, user: CurrentUser, project_id: Uuid, k
 /// Queues a `sync_project_variants` job for the project; its id.
 pub async fn request_sync(state: &AppState, user: CurrentUser, project_id: Uuid) -> AppResult<Uuid> {
     get(state, user, project_id).await?;
-    Ok(crate::db::jobs::insert(&state.db, Some(project_id), None, "sync_project_variants").await?.id)
+    let job = crate::db::jobs::insert(&state.db, Some(project_id), None, "sync_project_variants").await?;
+    state.wake.notify_waiters();
+    Ok(job.id)
 }

@@ -5,10 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mbk-host");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mbk-host");
 
 /// The binary with nothing of this machine's configuration: no inherited DB_URL, S3_*, etc.
-fn bare(cwd: &std::path::Path) -> Command {
+pub(crate) fn bare(cwd: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(cwd).env_clear();
     if let Ok(path) = std::env::var("PATH") {
@@ -17,18 +17,18 @@ fn bare(cwd: &std::path::Path) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// A running `mbk-host` whose stdout is collected line by line.
-struct Running {
-    child: Child,
+pub(crate) struct Running {
+    pub(crate) child: Child,
     log: Arc<Mutex<String>>,
 }
 
 impl Running {
-    fn start(mut cmd: Command) -> Self {
+    pub(crate) fn start(mut cmd: Command) -> Self {
         let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mbk-host");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
@@ -50,7 +50,7 @@ impl Running {
         Running { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").clone()
     }
 
@@ -74,7 +74,7 @@ impl Drop for Running {
     }
 }
 
-async fn wait_until_up(base: &str, running: &mut Running) {
+pub(crate) async fn wait_until_up(base: &str, running: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(response) = reqwest::get(format!("{base}/healthz")).await
@@ -291,7 +291,7 @@ fn superuser_interactively_without_echo() {
 
 /// POSTs `body` as JSON to `base` + `path` (with a bearer token when given); the status and the
 /// JSON answer (null when the body is empty).
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     base: &str,
     path: &str,

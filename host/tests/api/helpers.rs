@@ -144,6 +144,11 @@ pub fn renderer() -> std::sync::Arc<mbk_host::pipeline::Renderer> {
 }
 
 /// A test image from `tests/fixtures`.
+/// Runs queued jobs with a worker of `app` until none is runnable; how many ran.
+pub async fn drain(app: &TestApp) -> usize {
+    mbk_host::jobs::Worker::new(app.state.clone(), renderer()).drain().await.expect("the queue answers")
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -169,6 +174,15 @@ pub fn s3_config() -> S3Config {
         force_path_style: true,
         public_url: env("MBK_TEST_S3_PUBLIC_URL"),
     }
+}
+
+/// Tests whose processes scan a whole bucket (the cleanup's orphan scan) hold this and use
+/// [`solo_bucket`] on S3: in the shared bucket they would meet every other test's objects.
+pub static WHOLE_BUCKET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The second bucket `scripts/garage.sh` makes, for tests holding [`WHOLE_BUCKET`].
+pub fn solo_bucket() -> String {
+    env("MBK_TEST_S3_SOLO_BUCKET").expect("MBK_TEST_S3_SOLO_BUCKET (set by scripts/garage.sh)")
 }
 
 fn pg_admin_url() -> String {

@@ -1,11 +1,11 @@
-//! The `process_image` handler end to end: an uploaded photo gets its variants, on both
-//! databases and both stores. (The queue that calls it comes with the jobs issue; here the test
-//! drains it by calling the handler, never by sleeping.)
+//! Jobs end to end: an uploaded photo gets its variants through the queue and a worker, on both
+//! databases and both stores. Tests drain the queue with [`drain`] (run until nothing is
+//! runnable), never by sleeping.
 
 use mbk_host::jobs::process_image::{self, Outcome};
 use serde_json::{Value, json};
 
-use crate::helpers::{DbKind, StoreKind, TestApp, fixture, matrix_tests, renderer};
+use crate::helpers::{DbKind, StoreKind, TestApp, drain, fixture, matrix_tests, renderer};
 
 matrix_tests!(
     an_upload_gets_every_variant_at_its_exact_size,
@@ -13,12 +13,24 @@ matrix_tests!(
     an_undecodable_image_fails_its_variants
 );
 
-async fn upload_and_process(app: &TestApp, key: &str, name: &str, data: Vec<u8>) -> (String, Outcome) {
-    let file: Value = app.upload("/upload/image", key, name, data).await.json().await.expect("json");
+/// Uploads, drains the queue (exactly the upload's job runs), and returns the file id and the
+/// job as `GET /jobs` shows it.
+async fn upload_and_process(app: &TestApp, key: &str, name: &str, data: Vec<u8>) -> (String, Value) {
+    let response = app.upload("/upload/image", key, name, data).await;
+    assert_eq!(response.status(), 201);
+    let file: Value = response.json().await.expect("json");
     let id = file["id"].as_str().expect("id").to_owned();
-    let outcome =
-        process_image::run(&app.state, &renderer(), uuid::Uuid::parse_str(&id).expect("uuid")).await.expect("runs");
-    (id, outcome)
+    let pending: Value = app.get_with_key("/jobs?status=pending", key).await.json().await.expect("json");
+    assert!(
+        pending["items"].as_array().expect("items").iter().any(|j| j["id"] == file["job_id"]),
+        "the upload enqueued its job: {pending}"
+    );
+    assert_eq!(drain(app).await, 1, "one job ran");
+    let jobs: Value = app.get_with_key("/jobs", key).await.json().await.expect("json");
+    let job = jobs["items"].as_array().expect("items").iter().find(|j| j["id"] == file["job_id"]).expect("job").clone();
+    assert_eq!(job["file_id"], file["id"]);
+    assert_eq!(job["kind"], "process_image");
+    (id, job)
 }
 
 /// Dimensions from an encoded image's header.
@@ -48,8 +60,8 @@ async fn an_upload_gets_every_variant_at_its_exact_size(db: DbKind, store: Store
         {"name": "band", "width": 300, "height": 50, "fit": "stretch", "format": "png", "quality": 80},
         {"name": "small-avif", "width": 120, "height": 90, "fit": "cover", "format": "avif", "quality": 50}]});
     let t = app.project_with_key(settings).await;
-    let (id, outcome) = upload_and_process(&app, &t.key, "rotated.jpg", fixture("photo-rotated.jpg")).await;
-    assert_eq!(outcome, Outcome::Settled { rendered: 5, failed: 0 });
+    let (id, job) = upload_and_process(&app, &t.key, "rotated.jpg", fixture("photo-rotated.jpg")).await;
+    assert_eq!((&job["status"], &job["attempts"], &job["error"]), (&json!("completed"), &json!(1), &Value::Null));
 
     let file: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
     assert_eq!(file["status"], "ready");
@@ -90,13 +102,13 @@ async fn an_upload_gets_every_variant_at_its_exact_size(db: DbKind, store: Store
 async fn a_rerun_changes_nothing(db: DbKind, store: StoreKind) {
     let app = TestApp::spawn(db, store).await;
     let t = app.project_with_key(Value::Null).await;
-    let (id, first) = upload_and_process(&app, &t.key, "p.jpg", fixture("photo.jpg")).await;
-    assert_eq!(first, Outcome::Settled { rendered: 2, failed: 0 });
+    let (id, job) = upload_and_process(&app, &t.key, "p.jpg", fixture("photo.jpg")).await;
+    assert_eq!(job["status"], "completed");
     let before: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
     let objects_before = app.store().list(&t.prefix).await.expect("list");
     let again =
         process_image::run(&app.state, &renderer(), uuid::Uuid::parse_str(&id).expect("uuid")).await.expect("runs");
-    assert_eq!(again, Outcome::Settled { rendered: 0, failed: 0 }, "nothing left to do");
+    assert_eq!(again, Outcome::Settled { rendered: 0, failed: 0, reason: None }, "nothing left to do");
     let after: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
     assert_eq!(after["variants"], before["variants"]);
     let objects_after = app.store().list(&t.prefix).await.expect("list");
@@ -117,8 +129,12 @@ async fn an_undecodable_image_fails_its_variants(db: DbKind, store: StoreKind) {
     let app = TestApp::spawn(db, store).await;
     let t = app.project_with_key(Value::Null).await;
     // A real JPEG header (so the upload accepts it) with the picture cut off after 2 KiB.
-    let (id, outcome) = upload_and_process(&app, &t.key, "cut.jpg", fixture("photo.jpg")[..2048].to_vec()).await;
-    assert_eq!(outcome, Outcome::Settled { rendered: 0, failed: 2 });
+    let (id, job) = upload_and_process(&app, &t.key, "cut.jpg", fixture("photo.jpg")[..2048].to_vec()).await;
+    assert_eq!(job["status"], "failed", "an undecodable image fails at once: {job}");
+    assert_eq!(job["attempts"], 1, "no retry for a permanent failure");
+    assert!(job["error"].as_str().is_some_and(|e| e.contains("2 variant(s) failed") && e.contains("JPEG")), "{job}");
+    let failed: Value = app.get_with_key("/jobs?status=failed", &t.key).await.json().await.expect("json");
+    assert_eq!(failed["total"], 1);
     let file: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
     assert_eq!(file["status"], "failed");
     for name in ["thumbnail", "medium"] {
@@ -189,10 +205,11 @@ mod admin {
 }
 
 mod sync {
-    use mbk_host::jobs::{sync_file_variants, sync_project_variants};
+    use mbk_host::jobs::process_image::Outcome;
+    use mbk_host::jobs::sync_file_variants;
     use serde_json::{Value, json};
 
-    use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, fixture, matrix_tests, renderer};
+    use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, drain, fixture, matrix_tests, renderer};
 
     matrix_tests!(sync_adds_and_removes_variants);
 
@@ -221,19 +238,25 @@ mod sync {
                 .any(|j| j["id"] == job_id.as_str() && j["kind"] == "sync_project_variants")
         );
 
-        // Drain: the project job fans out one file job per image; run each.
-        let project_id = uuid::Uuid::parse_str(&t.project_id).expect("uuid");
-        let file_jobs = sync_project_variants::run(&app.state, project_id).await.expect("fan out");
-        assert_eq!(file_jobs.len(), 1);
-        let synced = sync_file_variants::run(&app.state, &renderer(), uuid::Uuid::parse_str(&id).expect("uuid"))
-            .await
-            .expect("runs")
-            .expect("file");
+        // Drain: the project job fans out one file job per image, which the worker runs too.
+        assert_eq!(drain(&app).await, 2, "the project job, then one file job");
+        let jobs: Value = app.get_with_key("/jobs", &t.key).await.json().await.expect("json");
+        let kinds: Vec<(&str, &str)> = jobs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|j| (j["kind"].as_str().expect("kind"), j["status"].as_str().expect("status")))
+            .collect();
         assert_eq!(
-            (synced.removed, synced.added),
-            (2, 2),
-            "medium and the webp thumbnail go; the avif thumbnail and square come"
+            kinds,
+            [
+                ("sync_file_variants", "completed"),
+                ("sync_project_variants", "completed"),
+                ("process_image", "completed")
+            ],
+            "newest first"
         );
+        assert_eq!(jobs["items"][0]["file_id"], id.as_str());
 
         let file: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
         let names: Vec<&String> = file["variants"].as_object().expect("variants").keys().collect();
@@ -252,7 +275,10 @@ mod sync {
             .await
             .expect("runs")
             .expect("file");
-        assert_eq!((again.removed, again.added), (0, 0));
+        assert_eq!(
+            (again.removed, again.added, again.render),
+            (0, 0, Outcome::Settled { rendered: 0, failed: 0, reason: None })
+        );
         // Other tenants cannot ask for a sync.
         let other = app.project_with_key(Value::Null).await;
         assert_error(

@@ -5,6 +5,7 @@
 //! say which: `db::postgres::users_roundtrip`, `storage::s3::multipart_upload_round_trips`.
 
 mod cli;
+mod crash;
 mod db;
 mod files;
 mod helpers;
@@ -13,4 +14,5 @@ mod identity;
 mod jobs;
 mod plugins;
 mod projects;
+mod queue;
 mod storage;

@@ -1,0 +1,105 @@
+//! `cleanup`: purge projects soft-deleted longer ago than the limit (30 days: blobs first, then
+//! rows), then compare the store with the database and delete objects no row names, if they are
+//! older than the grace period (an upload writes its blob before its rows: a young object may be
+//! an upload in flight). Scheduled daily by the workers; `mbk-host cleanup` runs it by hand.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::process_image::Transient;
+use crate::AppState;
+use crate::db::{files, projects};
+use crate::storage::keys::project_prefix;
+use crate::storage::{BlobKey, ObjectMeta};
+
+/// What a run removed and what it left for later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Soft-deleted projects purged (rows and blobs).
+    pub projects_purged: usize,
+    /// Objects deleted with those projects.
+    pub project_objects_deleted: usize,
+    /// Objects no row named, deleted.
+    pub orphans_deleted: usize,
+    /// Objects no row named yet, younger than the grace period: left alone this time.
+    pub orphans_too_young: usize,
+    /// Objects looked at in the orphan scan.
+    pub objects_scanned: usize,
+}
+
+pub async fn run(state: &AppState) -> Result<Report, Transient> {
+    let settings = &state.config.jobs;
+    let mut report = Report::default();
+
+    let cutoff = Utc::now() - chrono::Duration::from_std(settings.purge_after).unwrap_or(chrono::Duration::MAX);
+    for project in projects::deleted_before(&state.db, cutoff).await? {
+        let prefix = project_prefix(&project.slug, project.id);
+        for object in state.store.list(&prefix).await? {
+            state.store.delete(&BlobKey::parse(&object.key)?).await?;
+            report.project_objects_deleted += 1;
+        }
+        if projects::delete_rows(&state.db, project.id).await? {
+            report.projects_purged += 1;
+        }
+        tracing::info!(project = %project.id, "cleanup: purged a project deleted before {cutoff}");
+    }
+
+    // Orphans, one project folder at a time (only that project's keys are held in memory).
+    let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
+    let young_after = Utc::now() - grace;
+    let objects = state.store.list("").await?;
+    report.objects_scanned = objects.len();
+    let mut by_project: BTreeMap<Option<Uuid>, Vec<ObjectMeta>> = BTreeMap::new();
+    for object in objects {
+        by_project.entry(project_of(&object.key)).or_default().push(object);
+    }
+    for (project_id, objects) in by_project {
+        let named: HashSet<String> = match project_id {
+            Some(id) => files::storage_keys(&state.db, id).await?.into_iter().collect(),
+            None => HashSet::new(),
+        };
+        for object in objects {
+            if named.contains(&object.key) {
+                continue;
+            }
+            // No age known: never delete on a guess.
+            if object.last_modified.is_none_or(|at| at > young_after) {
+                report.orphans_too_young += 1;
+                continue;
+            }
+            // Checked again right before deleting: the rows may have appeared since the listing.
+            if files::key_named(&state.db, &object.key).await? {
+                continue;
+            }
+            state.store.delete(&BlobKey::parse(&object.key)?).await?;
+            report.orphans_deleted += 1;
+        }
+    }
+    tracing::info!(?report, "cleanup finished");
+    Ok(report)
+}
+
+/// The project a key belongs to: its first folder is `{slug}-{project uuid}`.
+fn project_of(key: &str) -> Option<Uuid> {
+    let folder = key.split_once('/')?.0;
+    let at = folder.len().checked_sub(36)?;
+    Uuid::parse_str(folder.get(at..)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_project_is_read_from_the_first_folder() {
+        let id = Uuid::now_v7();
+        assert_eq!(project_of(&format!("my-photos-{id}/images/thumb/{id}.webp")), Some(id));
+        assert_eq!(project_of(&format!("{id}/x")), Some(id));
+        assert_eq!(project_of("stray.bin"), None);
+        assert_eq!(project_of("short/x"), None);
+        assert_eq!(project_of(&format!("p-{id}")), None, "a key with no folder");
+    }
+}

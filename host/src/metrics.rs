@@ -1,0 +1,148 @@
+//! Process metrics in the Prometheus text format (version 0.0.4), without a metrics crate: a few
+//! counters and one latency histogram kept in memory, plus gauges read from the database at
+//! scrape time (jobs by status, queue depth, variants by status), which every process of a
+//! scale-out deployment shares.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request latency histogram.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Default)]
+struct Histogram {
+    /// Observations at or below each bound of [`BUCKETS`] (not yet cumulative).
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (module, method, status) -> requests.
+    requests: BTreeMap<(&'static str, String, u16), u64>,
+    latency: Histogram,
+    /// (plugin, result) -> plugin calls.
+    plugin_runs: BTreeMap<(String, &'static str), u64>,
+    /// (kind, outcome) -> job runs.
+    job_runs: BTreeMap<(String, &'static str), u64>,
+}
+
+static METRICS: Mutex<Option<Inner>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Inner) -> R) -> R {
+    let mut guard = METRICS.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard.get_or_insert_with(Inner::default))
+}
+
+/// One HTTP request answered.
+pub fn request(module: &'static str, method: &str, status: u16, elapsed: Duration) {
+    with(|m| {
+        *m.requests.entry((module, method.to_owned(), status)).or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            m.latency.buckets[i] += 1;
+        }
+        m.latency.count += 1;
+        m.latency.sum += secs;
+    });
+}
+
+/// One plugin call (`result`: `ok`, `failed`).
+pub fn plugin_run(plugin: &str, result: &'static str) {
+    with(|m| *m.plugin_runs.entry((plugin.to_owned(), result)).or_default() += 1);
+}
+
+/// One job run by this process (`outcome`: `completed`, `failed`, `retrying`, `lost`).
+pub fn job_run(kind: &str, outcome: &'static str) {
+    with(|m| *m.job_runs.entry((kind.to_owned(), outcome)).or_default() += 1);
+}
+
+/// Figures read from the database at scrape time.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub jobs_by_status: Vec<(String, i64)>,
+    pub queue_depth: i64,
+    pub variants_by_status: Vec<(String, i64)>,
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The exposition text: this process' counters, then the shared gauges.
+pub fn render(shared: &Shared) -> String {
+    let mut out = String::new();
+    with(|m| {
+        out.push_str("# HELP mbk_http_requests_total HTTP requests answered by this process.\n");
+        out.push_str("# TYPE mbk_http_requests_total counter\n");
+        for ((module, method, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "mbk_http_requests_total{{module=\"{module}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape(method)
+            );
+        }
+        out.push_str("# HELP mbk_http_request_duration_seconds Time to answer an HTTP request.\n");
+        out.push_str("# TYPE mbk_http_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(m.latency.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "mbk_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "mbk_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}", m.latency.count);
+        let _ = writeln!(out, "mbk_http_request_duration_seconds_sum {}", m.latency.sum);
+        let _ = writeln!(out, "mbk_http_request_duration_seconds_count {}", m.latency.count);
+        out.push_str("# HELP mbk_plugin_runs_total Plugin calls made by this process.\n");
+        out.push_str("# TYPE mbk_plugin_runs_total counter\n");
+        for ((plugin, result), n) in &m.plugin_runs {
+            let _ = writeln!(out, "mbk_plugin_runs_total{{plugin=\"{}\",result=\"{result}\"}} {n}", escape(plugin));
+        }
+        out.push_str("# HELP mbk_job_runs_total Jobs run by this process, by outcome.\n");
+        out.push_str("# TYPE mbk_job_runs_total counter\n");
+        for ((kind, outcome), n) in &m.job_runs {
+            let _ = writeln!(out, "mbk_job_runs_total{{kind=\"{}\",outcome=\"{outcome}\"}} {n}", escape(kind));
+        }
+    });
+    out.push_str("# HELP mbk_jobs Jobs in the database, by status.\n");
+    out.push_str("# TYPE mbk_jobs gauge\n");
+    for status in crate::db::jobs::STATUSES {
+        let n = shared.jobs_by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "mbk_jobs{{status=\"{status}\"}} {n}");
+    }
+    out.push_str("# HELP mbk_queue_depth Jobs pending and runnable now.\n");
+    out.push_str("# TYPE mbk_queue_depth gauge\n");
+    let _ = writeln!(out, "mbk_queue_depth {}", shared.queue_depth);
+    out.push_str("# HELP mbk_variants Image variants in the database, by status.\n");
+    out.push_str("# TYPE mbk_variants gauge\n");
+    for (status, n) in &shared.variants_by_status {
+        let _ = writeln!(out, "mbk_variants{{status=\"{}\"}} {n}", escape(status));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative_and_labels_are_escaped() {
+        request("Test", "GET", 200, Duration::from_millis(3));
+        request("Test", "GET", 200, Duration::from_millis(70));
+        request("Test", "GET", 200, Duration::from_secs(60));
+        plugin_run("a\"b", "ok");
+        let text = render(&Shared { queue_depth: 4, ..Shared::default() });
+        assert!(text.contains("mbk_http_requests_total{module=\"Test\",method=\"GET\",status=\"200\"} 3"), "{text}");
+        let bucket = |le: &str| {
+            let prefix = format!("mbk_http_request_duration_seconds_bucket{{le=\"{le}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse::<u64>().ok()).expect("bucket")
+        };
+        // Other tests of this process may add requests; ours are at least there, in order.
+        assert!(bucket("0.005") >= 1 && bucket("0.1") >= bucket("0.005") + 1 && bucket("+Inf") >= bucket("30") + 1);
+        assert!(text.contains("mbk_plugin_runs_total{plugin=\"a\\\"b\",result=\"ok\"} 1"), "{text}");
+        assert!(text.contains("mbk_queue_depth 4\n"));
+        assert!(text.contains("mbk_jobs{status=\"failed\"} 0\n"), "every status is listed");
+    }
+}
