@@ -12,6 +12,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::plugins::PluginEngine;
 use crate::storage::{self, BlobStore};
 
 /// The shared parts of a running host.
@@ -28,6 +29,23 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Poked after a job is enqueued, so this process' idle workers look at once.
     pub wake: tokio::sync::Notify,
+    /// The engine that checks uploaded plugins (made on first use: API processes that never see
+    /// a plugin upload never reserve its memory).
+    plugin_engine: std::sync::Mutex<Option<Arc<PluginEngine>>>,
+}
+
+impl App {
+    /// The plugin engine of this process for checking components, made on first use.
+    pub fn plugin_engine(&self) -> Result<Arc<PluginEngine>, crate::AppError> {
+        let mut slot = self.plugin_engine.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(engine) = slot.as_ref() {
+            return Ok(Arc::clone(engine));
+        }
+        let engine = PluginEngine::new(crate::pipeline::plugin_settings(&self.config))
+            .map_err(|e| crate::AppError::Internal(e.context("cannot start the plugin engine")))?;
+        *slot = Some(Arc::clone(&engine));
+        Ok(engine)
+    }
 }
 
 /// Cheap to clone; used directly as axum state (`State<AppState>`).
@@ -49,7 +67,17 @@ impl AppState {
         let store = storage::open(&config.storage, &config.public_base_url).await?;
         let tokens = TokenKeys::new(&config.jwt_secret, config.auth.access_ttl)?;
         let throttle = LoginThrottle::new(config.auth.login_max_failures, config.auth.login_window);
-        Ok(AppState(Arc::new(App { config, db, store, tokens, throttle, wake: tokio::sync::Notify::new() })))
+        let (version, sha256, size) = crate::pipeline::builtin_identity();
+        crate::db::plugins::ensure_builtin(&db, version, &sha256, size, crate::plugins::WORLD).await?;
+        Ok(AppState(Arc::new(App {
+            config,
+            db,
+            store,
+            tokens,
+            throttle,
+            wake: tokio::sync::Notify::new(),
+            plugin_engine: std::sync::Mutex::new(None),
+        })))
     }
 }
 

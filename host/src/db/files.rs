@@ -355,12 +355,13 @@ pub async fn variants_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Err
     })
 }
 
-/// Whether any file or variant row names `key`.
+/// Whether any file, variant or plugin row names `key`.
 #[tracing::instrument(skip(db))]
 pub async fn key_named(db: &Db, key: &str) -> Result<bool, sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query_scalar::<_, i64>(
-            "SELECT (SELECT COUNT(*) FROM files WHERE storage_key = $1) + (SELECT COUNT(*) FROM variants WHERE storage_key = $1)",
+            "SELECT (SELECT COUNT(*) FROM files WHERE storage_key = $1) + (SELECT COUNT(*) FROM variants WHERE storage_key = $1)
+                  + (SELECT COUNT(*) FROM plugins WHERE storage_key = $1)",
         )
         .bind(key)
         .fetch_one(pool)

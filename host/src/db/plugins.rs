@@ -1,13 +1,136 @@
-//! The `plugins` table (registry; the plugin issue fills it).
+//! The `plugins` table: the registry. The builtin `mbk-standard` has a row of its own (fixed id,
+//! refreshed at start-up) so that it lists, and is refused deletion, like any other.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::Db;
 use crate::dispatch;
 
+/// The builtin plugin's id, the same in every deployment.
+pub const BUILTIN_ID: Uuid = Uuid::from_u128(0x6d626b2d_7374_4000_8000_000000000001);
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PluginRow {
+    pub id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub size: i64,
+    pub world: String,
+    pub builtin: bool,
+    pub storage_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, version, sha256, size, world, builtin, storage_key, created_at";
+
+pub struct NewPlugin<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub size: i64,
+    pub world: &'a str,
+    pub storage_key: &'a str,
+}
+
 /// Whether any version of a plugin with this name is registered.
 #[tracing::instrument(skip(db))]
 pub async fn name_exists(db: &Db, name: &str) -> Result<bool, sqlx::Error> {
-    let n = dispatch!(db, |pool| {
+    Ok(count_named(db, name).await? > 0)
+}
+
+/// How many versions of `name` are registered.
+#[tracing::instrument(skip(db))]
+pub async fn count_named(db: &Db, name: &str) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugins WHERE name = $1").bind(name).fetch_one(pool).await
-    })?;
-    Ok(n > 0)
+    })
+}
+
+/// Writes (or refreshes) the builtin's row: its version and digest follow the running build.
+#[tracing::instrument(skip(db))]
+pub async fn ensure_builtin(db: &Db, version: &str, sha256: &str, size: i64, world: &str) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at)
+             VALUES ($1, 'mbk-standard', $2, $3, $4, $5, TRUE, NULL, $6)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, sha256 = excluded.sha256,
+                 size = excluded.size, world = excluded.world",
+        )
+        .bind(BUILTIN_ID)
+        .bind(version)
+        .bind(sha256)
+        .bind(size)
+        .bind(world)
+        .bind(Utc::now())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
+}
+
+/// Inserts a registered plugin; `None` when that name and version exist already.
+#[tracing::instrument(skip(db, plugin))]
+pub async fn insert(db: &Db, plugin: &NewPlugin<'_>) -> Result<Option<PluginRow>, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8) ON CONFLICT (name, version) DO NOTHING RETURNING {COLUMNS}"
+    );
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql))
+            .bind(Uuid::now_v7())
+            .bind(plugin.name)
+            .bind(plugin.version)
+            .bind(plugin.sha256)
+            .bind(plugin.size)
+            .bind(plugin.world)
+            .bind(plugin.storage_key)
+            .bind(Utc::now())
+            .fetch_optional(pool)
+            .await
+    })
+}
+
+/// Every plugin, the builtin first, then by name and newest version first.
+#[tracing::instrument(skip(db))]
+pub async fn list(db: &Db) -> Result<Vec<PluginRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM plugins ORDER BY builtin DESC, name, created_at DESC, id DESC");
+    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<PluginRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM plugins WHERE id = $1");
+    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
+}
+
+/// The version of `name` that renders: the most recently registered.
+#[tracing::instrument(skip(db))]
+pub async fn latest(db: &Db, name: &str) -> Result<Option<PluginRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM plugins WHERE name = $1 ORDER BY created_at DESC, id DESC LIMIT 1");
+    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await)
+}
+
+/// Removes a (non-builtin) plugin's row. False when there was none.
+#[tracing::instrument(skip(db))]
+pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("DELETE FROM plugins WHERE id = $1 AND builtin = FALSE")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// How many rows name the object `key` (plugins sharing the same bytes share one object).
+#[tracing::instrument(skip(db))]
+pub async fn count_with_key(db: &Db, key: &str) -> Result<i64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugins WHERE storage_key = $1")
+            .bind(key)
+            .fetch_one(pool)
+            .await
+    })
 }

@@ -15,6 +15,7 @@ pub mod json;
 pub mod log;
 pub mod ops;
 pub mod pagination;
+pub mod plugins;
 pub mod projects;
 pub mod upload;
 pub mod users;
@@ -53,6 +54,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         (name = "upload", description = "Upload files and images (project API key)"),
         (name = "files", description = "Files, their variants and their bytes"),
         (name = "jobs", description = "Background jobs"),
+        (name = "plugins", description = "The plugin registry (su or admin manage; anyone logged in lists)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -84,6 +86,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(blobs::router())
         .merge(jobs::router())
         .merge(admin::router())
+        .merge(plugins::router())
         .merge(ops::router())
 }
 

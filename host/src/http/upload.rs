@@ -59,7 +59,7 @@ impl ChunkSource for FieldSource<'_> {
 /// An upload refused before its body was read to the end: the rest of the body is still on the
 /// wire, so the connection cannot carry another request. Say so, or a client that reuses it
 /// sees its next request fail.
-fn refused(e: AppError) -> Response {
+pub(crate) fn refused(e: AppError) -> Response {
     let mut response = e.into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
@@ -101,7 +101,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// Reads (and drops) what is left of a refused upload, within a budget. A client that is still
 /// sending when the server answers and closes gets a reset and may never see the answer; reading
 /// on a little (as HTTP servers' lingering close does) lets typical clients see their 413/409.
-async fn drain(multipart: &mut Multipart) {
+pub(crate) async fn drain(multipart: &mut Multipart) {
     let deadline = tokio::time::Instant::now() + DRAIN_TIME;
     let mut budget = DRAIN_BYTES;
     while let Ok(Ok(Some(mut field))) = tokio::time::timeout_at(deadline, multipart.next_field()).await {

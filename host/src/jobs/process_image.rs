@@ -1,11 +1,12 @@
 //! `process_image`: render the pending variants of one uploaded image.
 //!
-//! Load the original once, render every variant the standard plugin owns in one call (decode
-//! once), store each result, then mark its row `ready` (format, size, dimensions, the plugin's
-//! digest) or `failed` (the reason). The file becomes `ready` when every variant has settled
+//! Load the original once, group the variants by plugin and render each group in one call
+//! (decode once; custom plugins run in the sandbox with no fallback), store each result, then
+//! mark its row `ready` (format, size, dimensions, the plugin's digest) or `failed` (the reason). The file becomes `ready` when every variant has settled
 //! (`failed` when all failed). Variants already `ready` are left alone, so a re-run only does
 //! what is missing.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -13,7 +14,8 @@ use uuid::Uuid;
 use crate::db::files::{self, VariantRow};
 use crate::db::projects;
 use crate::pipeline::Renderer;
-use crate::plugins::{Fit as PFit, Format as PFormat, Spec};
+use crate::plugins::registry::{self, Unavailable};
+use crate::plugins::{Fit as PFit, Format as PFormat, PluginFailure, Spec};
 use crate::projects::service::Project;
 use crate::projects::settings::{Fit, ImageFormat, STANDARD_PLUGIN};
 use crate::storage::BlobKey;
@@ -70,17 +72,12 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
     let mut fail = |why: String| {
         reason.get_or_insert(why);
     };
-    // Variants whose settings vanished, or that name a plugin this host cannot run, fail alone.
-    let mut work: Vec<(VariantRow, Spec)> = Vec::new();
+    // Variants grouped by plugin (one call per plugin: decode once); variants whose settings
+    // vanished fail alone.
+    let mut groups: BTreeMap<String, Vec<(VariantRow, Spec)>> = BTreeMap::new();
     for variant in pending {
         match project.settings.variants.iter().find(|s| s.name.as_str() == variant.name) {
-            Some(s) if s.plugin == STANDARD_PLUGIN => work.push((variant, to_spec(s))),
-            Some(s) => {
-                let why = format!("{}: plugin {:?} is not available on this host", variant.name, s.plugin);
-                files::mark_variant_failed(&state.db, variant.id, &why).await?;
-                fail(why);
-                failed += 1;
-            }
+            Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, to_spec(s))),
             None => {
                 let why = format!("{}: the project's settings no longer name this variant", variant.name);
                 files::mark_variant_failed(&state.db, variant.id, &why).await?;
@@ -90,23 +87,42 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
         }
     }
 
-    if !work.is_empty() {
-        let original = state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await?;
+    let original =
+        if groups.is_empty() { None } else { Some(state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await?) };
+    for (plugin, work) in groups {
+        let original = original.clone().unwrap_or_default();
         let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
         let max_pixels = state.config.max_image_pixels;
         let engine = Arc::clone(renderer);
-        // CPU-bound: never on the async runtime's threads.
-        let results = tokio::task::spawn_blocking(move || engine.render_standard(&original, max_pixels, &specs))
-            .await
-            .unwrap_or_else(|e| Err(crate::plugins::PluginFailure::Trap(format!("render task: {e}"))));
-        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| "native".into());
+        // CPU-bound: never on the async runtime's threads. Custom plugins never fall back.
+        let (results, digest) = if plugin == STANDARD_PLUGIN {
+            let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| "native".into());
+            let call = tokio::task::spawn_blocking(move || engine.render_standard(&original, max_pixels, &specs));
+            (call.await.unwrap_or_else(|e| Err(PluginFailure::Trap(format!("render task: {e}")))), digest)
+        } else {
+            match registry::load(state, renderer.plugins(), &plugin).await {
+                Ok(compiled) => {
+                    let digest = compiled.sha256.clone();
+                    let call = tokio::task::spawn_blocking(move || {
+                        engine.render_with(&compiled, &original, max_pixels, &specs)
+                    });
+                    (call.await.unwrap_or_else(|e| Err(PluginFailure::Trap(format!("render task: {e}")))), digest)
+                }
+                Err(Unavailable::Permanent(why)) => {
+                    (Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), String::new())
+                }
+                Err(Unavailable::Storage(e)) => return Err(e.into()),
+                Err(Unavailable::Database(e)) => return Err(e.into()),
+            }
+        };
         match results {
             Err(whole) => {
                 for (variant, _) in &work {
                     files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;
                     failed += 1;
                 }
-                fail(whole.to_string());
+                let names: Vec<&str> = work.iter().map(|(v, _)| v.name.as_str()).collect();
+                fail(format!("{}: {whole}", names.join(", ")));
             }
             Ok(results) => {
                 for ((variant, _), result) in work.iter().zip(results) {

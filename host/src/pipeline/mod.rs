@@ -49,13 +49,7 @@ impl Renderer {
     /// The renderer a worker process uses: `PIPELINE_ENGINE`, the plugin limits, two plugin
     /// instances per worker slot, compiled components cached under `DATA_DIR/plugin-cache`.
     pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Renderer> {
-        let settings = PluginSettings {
-            memory_bytes: (config.plugin_memory_mb as usize) << 20,
-            timeout: config.plugin_timeout,
-            cache_dir: Some(config.data_dir.join("plugin-cache")),
-            instances: (config.worker_concurrency * 2).max(2) as u32,
-        };
-        Renderer::new(config.pipeline_engine, settings)
+        Renderer::new(config.pipeline_engine, plugin_settings(config))
     }
 
     pub fn engine(&self) -> Engine {
@@ -104,6 +98,24 @@ impl Renderer {
 fn counted<T>(plugin: &str, result: Result<T, PluginFailure>) -> Result<T, PluginFailure> {
     crate::metrics::plugin_run(plugin, if result.is_ok() { "ok" } else { "failed" });
     result
+}
+
+/// The plugin limits of a process: `PLUGIN_MEMORY_MB`, `PLUGIN_TIMEOUT_MS`, two instances per
+/// worker slot, compiled components cached under `DATA_DIR/plugin-cache`.
+pub fn plugin_settings(config: &crate::config::Config) -> PluginSettings {
+    PluginSettings {
+        memory_bytes: (config.plugin_memory_mb as usize) << 20,
+        timeout: config.plugin_timeout,
+        cache_dir: Some(config.data_dir.join("plugin-cache")),
+        instances: (config.worker_concurrency * 2).max(2) as u32,
+    }
+}
+
+/// The builtin plugin as the registry lists it: version, SHA-256 and size of the embedded
+/// component (of nothing when this build has none and renders natively).
+pub fn builtin_identity() -> (&'static str, String, i64) {
+    use sha2::Digest;
+    (mbk_standard::VERSION, hex::encode(sha2::Sha256::digest(STANDARD_COMPONENT)), STANDARD_COMPONENT.len() as i64)
 }
 
 /// A small built-in test image (a 96x64 PNG colour gradient), for `plugin validate`.

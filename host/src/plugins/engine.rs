@@ -202,6 +202,11 @@ impl PluginEngine {
         load_precompiled_bytes(&self.engine, &code).map_err(invalid)
     }
 
+    /// The component with this digest, when this engine has it loaded already.
+    pub fn loaded(&self, sha256: &str) -> Option<CompiledPlugin> {
+        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256).cloned()
+    }
+
     /// Compiles (or fetches from the caches) and links a component.
     pub fn load(&self, wasm: &[u8]) -> Result<CompiledPlugin, PluginFailure> {
         let sha256 = hex::encode(Sha256::digest(wasm));

@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod engine;
+pub mod registry;
 
 pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings};
 pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};

@@ -451,8 +451,9 @@ impl TestApp {
                 &serde_json::json!({"name": format!("Project {name}"), "settings": settings}),
             )
             .await;
-        assert_eq!(response.status(), 201, "create project");
+        let status = response.status();
         let project: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "create project: {project}");
         let project_id = project["id"].as_str().expect("id").to_owned();
         let (_, key) = self.create_key(&token, &project_id).await;
         let prefix = format!("{}-{}/", project["slug"].as_str().expect("slug"), project_id);

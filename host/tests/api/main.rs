@@ -15,4 +15,5 @@ mod jobs;
 mod plugins;
 mod projects;
 mod queue;
+mod registry;
 mod storage;

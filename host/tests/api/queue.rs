@@ -262,6 +262,12 @@ mod cleanup_matrix {
         .collect();
         assert_eq!(ids, [live.project_id.clone(), recent.project_id.clone()], "the old project's rows are gone");
 
+        // A registered plugin's object is named by its row, outside any project folder.
+        let (_, admin) = app.user_with_token("ada", mbk_host::db::users::Role::Admin).await;
+        let plugin =
+            crate::registry::register(&app, &admin, Some(crate::registry::sepia()), Some("sepia"), Some("1")).await;
+        assert_eq!(plugin.status(), 201);
+
         // Past the grace period (zero here), the orphans go; everything a row names stays.
         let (_, later, _stop) = app.sibling(|c| c.jobs.orphan_grace = Duration::ZERO).await;
         let report = cleanup::run(&later).await.expect("cleanup");
@@ -271,6 +277,7 @@ mod cleanup_matrix {
         assert_eq!(live_keys.len(), 3, "original + 2 variants: {live_keys:?}");
         assert!(!live_keys.contains(&stray));
         assert!(app.store().list("gone-").await.expect("list").is_empty());
+        assert_eq!(app.store().list("plugins/").await.expect("list").len(), 1, "the plugin's object stays");
         assert_eq!(app.store().list(&recent.prefix).await.expect("list").len(), 3);
         // Still served.
         let files: Value = app.get_with_key("/files", &live.key).await.json().await.expect("json");

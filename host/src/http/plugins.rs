@@ -1,0 +1,200 @@
+//! `GET /plugins` (anyone logged in), `POST /plugins` and `DELETE /plugins/{id}` (su or admin).
+
+use std::time::Duration;
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::Json;
+use super::extract::Path;
+use super::upload::{drain, refused};
+use crate::auth::{CurrentUser, RequireAdmin};
+use crate::db::plugins::{self, PluginRow};
+use crate::error::ErrorBody;
+use crate::plugins::registry::{self, MAX_PLUGIN_BYTES};
+use crate::{AppError, AppResult, AppState};
+
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins, upload_plugin))
+        .routes(routes!(delete_plugin))
+        // The component plus the two text fields and the multipart framing.
+        .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES + (64 << 10)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Plugin)]
+pub struct PluginView {
+    pub id: Uuid,
+    #[schema(example = "sepia")]
+    pub name: String,
+    #[schema(example = "1.0.0")]
+    pub version: String,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// Bytes of the component.
+    pub size: i64,
+    #[schema(example = "mbk:plugin/plugin@0.1.0")]
+    pub world: String,
+    /// `mbk-standard`, part of every build: cannot be deleted.
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PluginRow> for PluginView {
+    fn from(p: PluginRow) -> Self {
+        PluginView {
+            id: p.id,
+            name: p.name,
+            version: p.version,
+            sha256: p.sha256,
+            size: p.size,
+            world: p.world,
+            builtin: p.builtin,
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PluginForm {
+    /// The WebAssembly component (at most 64 MiB).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    #[schema(example = "sepia")]
+    name: String,
+    #[schema(example = "1.0.0")]
+    version: String,
+}
+
+/// Every registered plugin, the builtin `mbk-standard` first.
+#[utoipa::path(
+    get, path = "/plugins", tag = "plugins", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody))
+)]
+async fn list_plugins(State(state): State<AppState>, _user: CurrentUser) -> AppResult<Json<Vec<PluginView>>> {
+    Ok(Json(plugins::list(&state.db).await?.into_iter().map(PluginView::from).collect()))
+}
+
+/// Register a plugin: a component exporting the `mbk:plugin` world, checked (compiled, linked
+/// against what the host offers, `info()` called) before it is stored.
+#[utoipa::path(
+    post, path = "/plugins", tag = "plugins", security(("bearer" = [])),
+    request_body(content = PluginForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Registered", body = PluginView),
+        (status = 400, description = "A field is missing or malformed", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not su or admin", body = ErrorBody),
+        (status = 409, description = "That name and version exist already", body = ErrorBody),
+        (status = 413, description = "Over 64 MiB", body = ErrorBody),
+        (status = 422, description = "`invalid_plugin`: not a component, not the plugin world, or imports the host does not offer", body = ErrorBody),
+    )
+)]
+async fn upload_plugin(
+    State(state): State<AppState>,
+    admin: Result<RequireAdmin, AppError>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let mut multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(e) => {
+            return refused(AppError::UnsupportedMediaType(format!(
+                "expected a multipart/form-data body: {}",
+                e.body_text()
+            )));
+        }
+    };
+    // Refusals read on a little first: a client still sending would otherwise never see them.
+    let answer = match admin {
+        Ok(_) => receive(&state, &mut multipart).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(row) => (StatusCode::CREATED, Json(PluginView::from(row))).into_response(),
+        Err(e) => {
+            drain(&mut multipart).await;
+            refused(e)
+        }
+    }
+}
+
+async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<PluginRow> {
+    let (mut file, mut name, mut version) = (None::<Bytes>, None::<String>, None::<String>);
+    while let Some(mut field) = next(multipart.next_field()).await? {
+        let field_name = field.name().unwrap_or_default().to_owned();
+        let limit = if field_name == "file" { MAX_PLUGIN_BYTES } else { 256 };
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = next(field.chunk()).await? {
+            if buf.len() + chunk.len() > limit {
+                return Err(match field_name.as_str() {
+                    "file" => {
+                        AppError::PayloadTooLarge(format!("a plugin may be at most {} MiB", MAX_PLUGIN_BYTES >> 20))
+                    }
+                    other => AppError::validation(other, "too long"),
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let text = |b: BytesMut| {
+            String::from_utf8(b.to_vec())
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| AppError::validation(&field_name, "must be UTF-8 text"))
+        };
+        match field_name.as_str() {
+            "file" => file = Some(buf.freeze()),
+            "name" => name = Some(text(buf)?),
+            "version" => version = Some(text(buf)?),
+            _ => {} // other fields are ignored
+        }
+    }
+    let file = file
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| AppError::validation("file", "the multipart field `file` (the component) is required"))?;
+    let name = name.ok_or_else(|| AppError::validation("name", "the multipart field `name` is required"))?;
+    let version =
+        version.ok_or_else(|| AppError::validation("version", "the multipart field `version` is required"))?;
+    registry::register(state, &name, &version, file).await
+}
+
+/// A multipart read with the idle timeout, its errors as 400/408.
+async fn next<T>(
+    read: impl Future<Output = Result<Option<T>, axum::extract::multipart::MultipartError>>,
+) -> AppResult<Option<T>> {
+    tokio::time::timeout(IDLE_TIMEOUT, read)
+        .await
+        .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
+        .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
+}
+
+/// Delete a plugin (and its stored component, unless another version shares the bytes).
+#[utoipa::path(
+    delete, path = "/plugins/{id}", tag = "plugins", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, description = "Not su or admin, or the builtin plugin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The last version of a name a project's settings still use", body = ErrorBody),
+    )
+)]
+async fn delete_plugin(
+    State(state): State<AppState>,
+    RequireAdmin(_user): RequireAdmin,
+    Path(id): Path<Uuid>,
+) -> AppResult<StatusCode> {
+    registry::delete(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

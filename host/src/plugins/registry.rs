@@ -1,0 +1,165 @@
+//! The plugin registry: admins upload components; projects name them for variants by name (the
+//! most recently registered version of that name renders). The bytes live in the blob store under
+//! `plugins/{sha256}.wasm` (content-addressed: the bucket is the source every node's compiled
+//! cache is rebuilt from); the row keeps name, version, digest, size and world.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{CompiledPlugin, PluginEngine, PluginFailure, WORLD};
+use crate::db::plugins::{self, NewPlugin, PluginRow};
+use crate::db::projects;
+use crate::projects::service::Project;
+use crate::projects::settings::STANDARD_PLUGIN;
+use crate::storage::{BlobKey, StorageError};
+use crate::{AppError, AppResult, AppState};
+
+/// The largest component accepted.
+pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
+
+/// The object a plugin's bytes are kept in.
+pub fn plugin_key(sha256: &str) -> BlobKey {
+    BlobKey::parse(&format!("plugins/{sha256}.wasm")).unwrap_or_else(|e| panic!("a hex digest makes a valid key: {e}"))
+}
+
+/// Names as variants write them: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit.
+pub fn check_name(name: &str) -> AppResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::validation("name", "must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or digit"))
+    }
+}
+
+pub fn check_version(version: &str) -> AppResult<()> {
+    let ok = !version.is_empty()
+        && version.len() <= 64
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::validation("version", "must be 1 to 64 of letters, digits, '.', '-', '+' and '_'"))
+    }
+}
+
+/// Checks, compiles and stores a component; its row.
+pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) -> AppResult<PluginRow> {
+    check_name(name)?;
+    check_version(version)?;
+    if name == STANDARD_PLUGIN {
+        return Err(AppError::conflict(format!("{STANDARD_PLUGIN:?} is the builtin plugin's name")));
+    }
+    let engine = state.plugin_engine()?;
+    let sha256 = hex::encode(Sha256::digest(&wasm));
+    // Compiling takes up to seconds: not on the async runtime. `load` also calls `info()`.
+    let checked = {
+        let wasm = wasm.clone();
+        let engine = Arc::clone(&engine);
+        tokio::task::spawn_blocking(move || engine.load(&wasm))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
+    };
+    match checked {
+        Ok(_) => {}
+        Err(PluginFailure::Invalid(why)) => return Err(AppError::InvalidPlugin(why)),
+        Err(other) => return Err(AppError::InvalidPlugin(format!("calling info() failed: {other}"))),
+    }
+    let key = plugin_key(&sha256);
+    state.store.put_bytes(&key, "application/wasm", wasm.clone()).await?;
+    let row =
+        NewPlugin { name, version, sha256: &sha256, size: wasm.len() as i64, world: WORLD, storage_key: key.as_str() };
+    match plugins::insert(&state.db, &row).await? {
+        Some(row) => Ok(row),
+        None => {
+            // Same name and version already registered: keep the object only if a row names it.
+            if plugins::count_with_key(&state.db, key.as_str()).await? == 0 {
+                let _ = state.store.delete(&key).await;
+            }
+            Err(AppError::conflict(format!("plugin {name:?} version {version:?} is already registered")))
+        }
+    }
+}
+
+/// Deletes a plugin: the builtin never (403); the last version of a name that a project's
+/// settings still use neither (409).
+pub async fn delete(state: &AppState, id: Uuid) -> AppResult<()> {
+    let row = plugins::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("plugin", id))?;
+    if row.builtin {
+        return Err(AppError::Forbidden("the builtin plugin cannot be deleted".into()));
+    }
+    if plugins::count_named(&state.db, &row.name).await? == 1 {
+        let users = projects_naming(state, &row.name).await?;
+        if !users.is_empty() {
+            return Err(AppError::conflict(format!(
+                "plugin {:?} is named by the settings of {} project(s), e.g. {}",
+                row.name,
+                users.len(),
+                users[0]
+            )));
+        }
+    }
+    if !plugins::delete(&state.db, id).await? {
+        return Err(AppError::not_found("plugin", id));
+    }
+    // Row first: an object left behind (store down) is an orphan the cleanup removes.
+    if let Some(key) = &row.storage_key
+        && plugins::count_with_key(&state.db, key).await? == 0
+        && let Err(e) = state.store.delete(&BlobKey::parse(key)?).await
+    {
+        tracing::warn!(key = %key, error = %e, "could not delete a plugin's object; the orphan scan will");
+    }
+    Ok(())
+}
+
+/// Ids of the live projects whose settings name `plugin`.
+async fn projects_naming(state: &AppState, plugin: &str) -> AppResult<Vec<Uuid>> {
+    let mut users = Vec::new();
+    for row in projects::list_all(&state.db, None).await? {
+        let project = Project::from_row(row)?;
+        if project.settings.plugins().iter().any(|(_, p)| *p == plugin) {
+            users.push(project.row.id);
+        }
+    }
+    Ok(users)
+}
+
+/// Why a custom plugin could not be had for a render.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// Its variants fail (no retry helps).
+    #[error("{0}")]
+    Permanent(String),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The compiled plugin registered as `name` (latest version), from the engine's caches or the
+/// store, checked against its recorded digest.
+pub async fn load(state: &AppState, engine: &Arc<PluginEngine>, name: &str) -> Result<CompiledPlugin, Unavailable> {
+    let row = plugins::latest(&state.db, name)
+        .await?
+        .ok_or_else(|| Unavailable::Permanent(format!("no plugin named {name:?} is registered")))?;
+    if let Some(compiled) = engine.loaded(&row.sha256) {
+        return Ok(compiled);
+    }
+    let key =
+        row.storage_key.ok_or_else(|| Unavailable::Permanent(format!("plugin {name:?} has no stored component")))?;
+    let wasm = state.store.get_bytes(&BlobKey::parse(&key)?).await?;
+    if hex::encode(Sha256::digest(&wasm)) != row.sha256 {
+        return Err(Unavailable::Permanent(format!("the stored component of {name:?} does not match its digest")));
+    }
+    let engine = Arc::clone(engine);
+    tokio::task::spawn_blocking(move || engine.load(&wasm))
+        .await
+        .map_err(|e| Unavailable::Permanent(format!("loading panicked: {e}")))?
+        .map_err(|e| Unavailable::Permanent(e.to_string()))
+}
