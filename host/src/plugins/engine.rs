@@ -73,6 +73,8 @@ struct HostState {
     table: ResourceTable,
     limiter: MemoryCap,
     plugin: String,
+    /// When this call's time is up: host functions that do real work stop waiting then.
+    deadline: std::time::Instant,
 }
 
 impl WasiView for HostState {
@@ -100,6 +102,76 @@ impl super::bindings::mbk::plugin::host::Host for HostState {
             Level::Warn => tracing::warn!(plugin, "{message}"),
             Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+/// The largest picture the host encodes for a plugin.
+const MAX_HOST_ENCODE_PIXELS: u64 = 50_000_000;
+
+/// Host encodes running now, over every call of every engine of this process.
+static HOST_ENCODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Holds one of the host encoder's slots; gives it back when dropped.
+struct EncodeSlot;
+
+impl EncodeSlot {
+    fn take() -> Option<EncodeSlot> {
+        use std::sync::atomic::Ordering;
+        let max = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        HOST_ENCODES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| EncodeSlot)
+    }
+}
+
+impl Drop for EncodeSlot {
+    fn drop(&mut self) {
+        HOST_ENCODES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl super::bindings::mbk::plugin::codecs::Host for HostState {
+    /// Native AVIF for the plugin. Host code is outside the epoch deadline, so the encode runs on
+    /// a thread of its own and the call stops waiting when the plugin's time is up (the guest then
+    /// meets its deadline); at most twice the core count of such encodes run at once, so a
+    /// plugin cannot pile up work past its deadline.
+    fn encode_avif(
+        &mut self,
+        pixels: Vec<u8>,
+        width: u32,
+        height: u32,
+        has_alpha: bool,
+        quality: u8,
+    ) -> Result<Vec<u8>, String> {
+        let count = u64::from(width) * u64::from(height);
+        if width == 0 || height == 0 || count > MAX_HOST_ENCODE_PIXELS {
+            return Err(format!("encode-avif: {width}x{height} is outside 1..={MAX_HOST_ENCODE_PIXELS} pixels"));
+        }
+        let channels = if has_alpha { 4 } else { 3 };
+        if pixels.len() as u64 != count * channels {
+            return Err(format!(
+                "encode-avif: {} bytes of pixels for {width}x{height} with {channels} channels (expected {})",
+                pixels.len(),
+                count * channels
+            ));
+        }
+        if !(1..=100).contains(&quality) {
+            return Err(format!("encode-avif: quality {quality} is outside 1..=100"));
+        }
+        let remaining = self.deadline.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            return Err("encode-avif: the plugin's time is up".into());
+        }
+        let Some(slot) = EncodeSlot::take() else {
+            return Err("encode-avif: the host encoder is busy".into());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let _slot = slot;
+            let _ = tx.send(mbk_standard::encode::encode_avif(&pixels, width, height, has_alpha, quality));
+        });
+        rx.recv_timeout(remaining).unwrap_or_else(|_| Err("encode-avif: ran past the plugin's deadline".into()))
     }
 }
 
@@ -236,6 +308,7 @@ impl PluginEngine {
             table: ResourceTable::new(),
             limiter: MemoryCap { max_bytes: self.settings.memory_bytes, hit: false },
             plugin: plugin.to_owned(),
+            deadline: std::time::Instant::now() + self.settings.timeout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

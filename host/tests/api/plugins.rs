@@ -111,6 +111,12 @@ fn orientation_and_avif_through_the_sandbox() {
     assert_eq!((r.width, r.height, r.mime.as_str()), (300, 399, "image/avif"), "upright portrait");
     let size = imagesize::blob_size(&r.bytes).expect("avif header");
     assert_eq!((size.width, size.height), (300, 399));
+    // The component hands AVIF to the host's native encoder (an import it declares by name).
+    let needle = b"mbk:plugin/codecs@0.1.0";
+    assert!(
+        STANDARD_COMPONENT.windows(needle.len()).any(|w| w == needle),
+        "the standard component imports the host's codecs"
+    );
 }
 
 #[test]
@@ -134,7 +140,8 @@ fn refusals_cross_the_boundary_typed() {
 fn the_deadline_stops_a_long_render_and_the_engine_carries_on() {
     let engine: Arc<PluginEngine> = PluginEngine::new(settings(512, Duration::from_millis(50))).expect("engine");
     let plugin = engine.load(STANDARD_COMPONENT).expect("loads");
-    // A full-size AVIF encode takes seconds in wasm: far past 50 ms.
+    // A full-size AVIF encode takes seconds (the host encoder the component calls stops waiting
+    // at the deadline, and the guest then meets it): far past 50 ms.
     let started = std::time::Instant::now();
     let result = engine.render(
         &plugin,
@@ -229,6 +236,13 @@ fn hostile_plugins_fail_their_render_and_nothing_else() {
         matches!(run("log-flood"), Err(PluginFailure::Render(RenderError::Failed(_)))),
         "a log flood is cut, not fatal"
     );
+    match run("avif-lies") {
+        Err(PluginFailure::Render(RenderError::Failed(why))) => assert!(
+            why.contains("Err(") && why.contains("30 bytes of pixels for 1000x1000"),
+            "the host's encoder refuses a call whose pixels do not add up: {why}"
+        ),
+        other => panic!("avif-lies: {other:?}"),
+    }
 
     // After all that, the same engine still renders the standard plugin correctly.
     let fine = renderer

@@ -1,6 +1,8 @@
 //! Decoding: JPEG through `jpeg-decoder` (so it can decode at 1/2, 1/4 or 1/8 scale by DCT
 //! scaling when the variants are much smaller: libvips' shrink-on-load), everything else through
-//! `image`. EXIF orientation is applied, 16-bit is reduced to 8-bit, CMYK becomes RGB, and an
+//! `image`. EXIF orientation is applied, 16-bit is reduced to 8-bit, CMYK becomes RGB, pixels
+//! tagged with an RGB ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto…) are
+//! converted to sRGB (moxcms; the output carries no profile, so browsers read it as sRGB), and an
 //! alpha channel is kept only when some pixel is not opaque.
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, metadata::Orientation};
@@ -25,7 +27,7 @@ fn too_large(width: u32, height: u32, max_pixels: u64) -> Option<RenderError> {
 pub fn decode(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Decoded, RenderError> {
     let format = image::guess_format(input)
         .map_err(|_| RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF or TIFF image".into()))?;
-    let image = match format {
+    let (image, icc) = match format {
         ImageFormat::Jpeg => decode_jpeg(input, max_pixels, wanted)?,
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
             decode_other(input, format, max_pixels)?
@@ -34,10 +36,44 @@ pub fn decode(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Deco
             return Err(RenderError::UnsupportedInput(format!("{other:?} images are not decoded by {}", crate::NAME)));
         }
     };
-    Ok(into_decoded(image))
+    let mut decoded = into_decoded(image);
+    if let Some(icc) = icc {
+        to_srgb(&mut decoded, &icc);
+    }
+    Ok(decoded)
 }
 
-fn decode_other(input: &[u8], format: ImageFormat, max_pixels: u64) -> Result<DynamicImage, RenderError> {
+/// Converts RGB(A) pixels described by the ICC profile `icc` to sRGB. Profiles that do not parse,
+/// are not RGB, or are sRGB already leave the pixels as they are (a bad profile must not fail a
+/// render that would otherwise succeed).
+fn to_srgb(image: &mut Decoded, icc: &[u8]) {
+    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+    let Ok(source) = ColorProfile::new_from_slice(icc) else { return };
+    if source.color_space != DataColorSpace::Rgb {
+        return;
+    }
+    let srgb = ColorProfile::new_srgb();
+    let close = |a: moxcms::Xyzd, b: moxcms::Xyzd| (a.x - b.x).abs() + (a.y - b.y).abs() + (a.z - b.z).abs() < 0.002;
+    let colorants_are_srgb = close(source.red_colorant, srgb.red_colorant)
+        && close(source.green_colorant, srgb.green_colorant)
+        && close(source.blue_colorant, srgb.blue_colorant);
+    if colorants_are_srgb && source.lut_a_to_b_perceptual.is_none() {
+        return; // sRGB (or near enough): skip the pass
+    }
+    let layout = if image.has_alpha { Layout::Rgba } else { Layout::Rgb };
+    let Ok(transform) = source.create_transform_8bit(layout, &srgb, layout, TransformOptions::default()) else {
+        return;
+    };
+    let mut out = vec![0u8; image.pixels.len()];
+    if transform.transform(&image.pixels, &mut out).is_ok() {
+        image.pixels = out;
+    }
+}
+
+/// A decoded image and its embedded ICC profile, if any.
+type WithProfile = (DynamicImage, Option<Vec<u8>>);
+
+fn decode_other(input: &[u8], format: ImageFormat, max_pixels: u64) -> Result<WithProfile, RenderError> {
     let bad = |e: image::ImageError| RenderError::UnsupportedInput(format!("cannot decode the {format:?} image: {e}"));
     let mut reader = ImageReader::with_format(std::io::Cursor::new(input), format);
     let mut limits = image::Limits::default();
@@ -50,12 +86,13 @@ fn decode_other(input: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Dy
         return Err(e);
     }
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(bad)?;
     image.apply_orientation(orientation);
-    Ok(image)
+    Ok((image, icc))
 }
 
-fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<DynamicImage, RenderError> {
+fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<WithProfile, RenderError> {
     let bad = |e: jpeg_decoder::Error| RenderError::UnsupportedInput(format!("cannot decode the JPEG image: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(input));
     decoder.read_info().map_err(bad)?;
@@ -76,6 +113,8 @@ fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Dyn
     let pixels = decoder.decode().map_err(bad)?;
     let info = decoder.info().ok_or_else(|| RenderError::Failed("the JPEG lost its frame header".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
+    // A CMYK profile describes the ink, not our naive RGB: only RGB profiles are applied.
+    let icc = decoder.icc_profile().filter(|_| info.pixel_format == jpeg_decoder::PixelFormat::RGB24);
     let rgb: Vec<u8> = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => pixels,
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
@@ -88,7 +127,7 @@ fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Dyn
     if let Some(orientation) = exif::jpeg_orientation(input).and_then(Orientation::from_exif) {
         image.apply_orientation(orientation);
     }
-    Ok(image)
+    Ok((image, icc))
 }
 
 /// jpeg-decoder hands CMYK (Adobe's inverted convention already undone) as 4 bytes a pixel.
@@ -117,4 +156,67 @@ fn into_decoded(image: DynamicImage) -> Decoded {
         return Decoded { width, height, pixels: rgb, has_alpha: false };
     }
     Decoded { width, height, pixels: image.into_rgb8().into_raw(), has_alpha: false }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 32x32 JPEG of one colour, with `icc` embedded as an APP2 `ICC_PROFILE` segment.
+    fn tagged_jpeg(rgb: [u8; 3], icc: Option<&[u8]>) -> Vec<u8> {
+        let pixels: Vec<u8> = std::iter::repeat_n(rgb, 32 * 32).flatten().collect();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100)
+            .encode(&pixels, 32, 32, image::ExtendedColorType::Rgb8)
+            .expect("encode");
+        let Some(icc) = icc else { return jpeg };
+        let mut segment = vec![0xFF, 0xE2];
+        segment.extend_from_slice(&((2 + 12 + 2 + icc.len()) as u16).to_be_bytes());
+        segment.extend_from_slice(b"ICC_PROFILE\0");
+        segment.extend_from_slice(&[1, 1]);
+        segment.extend_from_slice(icc);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&segment);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    fn centre(d: &Decoded) -> [u8; 3] {
+        let i = ((d.height / 2 * d.width + d.width / 2) * 3) as usize;
+        [d.pixels[i], d.pixels[i + 1], d.pixels[i + 2]]
+    }
+
+    #[test]
+    fn adobe_rgb_becomes_srgb_and_srgb_stays() {
+        let colour = [200, 80, 60];
+        let adobe = moxcms::ColorProfile::new_adobe_rgb().encode().expect("an ICC profile");
+        let plain = decode(&tagged_jpeg(colour, None), 1 << 20, None).expect("decodes");
+        let converted = decode(&tagged_jpeg(colour, Some(&adobe)), 1 << 20, None).expect("decodes");
+
+        // What the colour is in sRGB, from the same profile through the same library.
+        let transform = moxcms::ColorProfile::new_adobe_rgb()
+            .create_transform_8bit(
+                moxcms::Layout::Rgb,
+                &moxcms::ColorProfile::new_srgb(),
+                moxcms::Layout::Rgb,
+                Default::default(),
+            )
+            .expect("transform");
+        let mut expected = [0u8; 3];
+        transform.transform(&centre(&plain), &mut expected).expect("transform");
+
+        let got = centre(&converted);
+        assert!(got.iter().zip(expected).all(|(a, b)| a.abs_diff(b) <= 2), "{got:?} vs {expected:?}");
+        assert!(
+            got.iter().zip(centre(&plain)).any(|(a, b)| a.abs_diff(b) >= 10),
+            "Adobe RGB numbers are not read as sRGB: {got:?} vs untagged {:?}",
+            centre(&plain)
+        );
+
+        let srgb = moxcms::ColorProfile::new_srgb().encode().expect("an ICC profile");
+        let tagged_srgb = decode(&tagged_jpeg(colour, Some(&srgb)), 1 << 20, None).expect("decodes");
+        assert_eq!(tagged_srgb.pixels, plain.pixels, "an sRGB profile changes nothing");
+        let junk = decode(&tagged_jpeg(colour, Some(b"not a profile at all")), 1 << 20, None).expect("decodes");
+        assert_eq!(junk.pixels, plain.pixels, "a broken profile is ignored, not fatal");
+    }
 }

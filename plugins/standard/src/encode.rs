@@ -8,6 +8,35 @@ use crate::{Format, RenderError};
 /// AVIF encoder speed (1 slowest/best .. 10 fastest). 6 is ravif's own default trade-off.
 const AVIF_SPEED: u8 = 6;
 
+/// An AVIF encoder other than the built-in one: `(pixels, width, height, has_alpha, quality)`.
+pub type AvifEncoder = fn(&[u8], u32, u32, bool, u8) -> Result<Vec<u8>, String>;
+
+static AVIF_ENCODER: std::sync::OnceLock<AvifEncoder> = std::sync::OnceLock::new();
+
+/// Routes AVIF encoding through `encoder` from now on (the component hands it to the host's
+/// native encoder: rav1e inside wasm is ~2x slower). The first call wins.
+pub fn use_avif_encoder(encoder: AvifEncoder) {
+    let _ = AVIF_ENCODER.set(encoder);
+}
+
+/// The built-in AVIF encoder (ravif), whatever [`use_avif_encoder`] says.
+pub fn encode_avif(pixels: &[u8], width: u32, height: u32, has_alpha: bool, quality: u8) -> Result<Vec<u8>, String> {
+    let encoder = ravif::Encoder::new()
+        .with_quality(f32::from(quality))
+        .with_alpha_quality(f32::from(quality))
+        .with_speed(AVIF_SPEED);
+    let (w, h) = (width as usize, height as usize);
+    let encoded = if has_alpha {
+        let rgba: Vec<ravif::RGBA8> =
+            pixels.chunks_exact(4).map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3])).collect();
+        encoder.encode_rgba(ravif::Img::new(&rgba[..], w, h))
+    } else {
+        let rgb: Vec<ravif::RGB8> = pixels.chunks_exact(3).map(|p| ravif::RGB8::new(p[0], p[1], p[2])).collect();
+        encoder.encode_rgb(ravif::Img::new(&rgb[..], w, h))
+    };
+    encoded.map(|e| e.avif_file).map_err(|e| e.to_string())
+}
+
 /// Encodes tightly packed RGBA8 (`has_alpha`) or RGB8 pixels.
 pub fn encode(
     pixels: &[u8],
@@ -46,21 +75,8 @@ pub fn encode(
             encoder.encode(pixels, width, height, color).map_err(|e| failed("WebP", &e))?;
         }
         Format::Avif => {
-            let encoder = ravif::Encoder::new()
-                .with_quality(f32::from(quality))
-                .with_alpha_quality(f32::from(quality))
-                .with_speed(AVIF_SPEED);
-            let (w, h) = (width as usize, height as usize);
-            let encoded = if has_alpha {
-                let rgba: Vec<ravif::RGBA8> =
-                    pixels.chunks_exact(4).map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3])).collect();
-                encoder.encode_rgba(ravif::Img::new(&rgba[..], w, h))
-            } else {
-                let rgb: Vec<ravif::RGB8> =
-                    pixels.chunks_exact(3).map(|p| ravif::RGB8::new(p[0], p[1], p[2])).collect();
-                encoder.encode_rgb(ravif::Img::new(&rgb[..], w, h))
-            };
-            out = encoded.map_err(|e| failed("AVIF", &e))?.avif_file;
+            let encode = AVIF_ENCODER.get().copied().unwrap_or(encode_avif);
+            out = encode(pixels, width, height, has_alpha, quality).map_err(|e| failed("AVIF", &e))?;
         }
     }
     Ok(out)

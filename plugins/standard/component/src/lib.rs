@@ -18,6 +18,10 @@ mod exports_types {
 
 struct Standard;
 
+fn host_avif(pixels: &[u8], width: u32, height: u32, has_alpha: bool, quality: u8) -> Result<Vec<u8>, String> {
+    mbk::plugin::codecs::encode_avif(pixels, width, height, has_alpha, quality)
+}
+
 fn to_spec(spec: VariantSpec) -> mbk_standard::Spec {
     mbk_standard::Spec {
         name: spec.name,
@@ -62,6 +66,8 @@ impl Guest for Standard {
         limits: DecodeLimits,
         specs: Vec<VariantSpec>,
     ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+        // AVIF goes to the host's native encoder: the same bytes, about twice as fast.
+        mbk_standard::encode::use_avif_encoder(host_avif);
         let specs: Vec<mbk_standard::Spec> = specs.into_iter().map(to_spec).collect();
         log(Level::Debug, &format!("rendering {} variant(s) from {} bytes", specs.len(), input.len()));
         let results = mbk_standard::render(&input, limits.max_pixels, &specs).map_err(to_error)?;
