@@ -1,7 +1,5 @@
 //! `GET /plugins` (anyone logged in), `POST /plugins` and `DELETE /plugins/{id}` (su or admin).
 
-use std::time::Duration;
-
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -16,14 +14,12 @@ use uuid::Uuid;
 
 use super::Json;
 use super::extract::Path;
-use super::upload::{drain, refused};
+use super::upload::{drain, next_part, refused};
 use crate::auth::{CurrentUser, RequireAdmin};
 use crate::db::plugins::{self, PluginRow};
 use crate::error::ErrorBody;
 use crate::plugins::registry::{self, MAX_PLUGIN_BYTES};
 use crate::{AppError, AppResult, AppState};
-
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -133,11 +129,11 @@ async fn upload_plugin(
 
 async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<PluginRow> {
     let (mut file, mut name, mut version) = (None::<Bytes>, None::<String>, None::<String>);
-    while let Some(mut field) = next(multipart.next_field()).await? {
+    while let Some(mut field) = next_part(multipart.next_field()).await? {
         let field_name = field.name().unwrap_or_default().to_owned();
         let limit = if field_name == "file" { MAX_PLUGIN_BYTES } else { 256 };
         let mut buf = BytesMut::new();
-        while let Some(chunk) = next(field.chunk()).await? {
+        while let Some(chunk) = next_part(field.chunk()).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(match field_name.as_str() {
                     "file" => {
@@ -167,16 +163,6 @@ async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<Plugi
     let version =
         version.ok_or_else(|| AppError::validation("version", "the multipart field `version` is required"))?;
     registry::register(state, &name, &version, file).await
-}
-
-/// A multipart read with the idle timeout, its errors as 400/408.
-async fn next<T>(
-    read: impl Future<Output = Result<Option<T>, axum::extract::multipart::MultipartError>>,
-) -> AppResult<Option<T>> {
-    tokio::time::timeout(IDLE_TIMEOUT, read)
-        .await
-        .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
-        .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
 }
 
 /// Delete a plugin (and its stored component, unless another version shares the bytes).

@@ -121,11 +121,7 @@ async fn receive_inner(
     multipart: &mut Multipart,
 ) -> AppResult<(StatusCode, Json<FileView>)> {
     loop {
-        let next = tokio::time::timeout(IDLE_TIMEOUT, multipart.next_field())
-            .await
-            .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
-            .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))?;
-        let Some(field) = next else {
+        let Some(field) = next_part(multipart.next_field()).await? else {
             return Err(AppError::validation("file", "the multipart field `file` is required"));
         };
         if field.name() != Some("file") {
@@ -136,6 +132,17 @@ async fn receive_inner(
         let stored = service::upload(state, key.project_id, kind, filename.as_deref(), &mut source).await?;
         return Ok((StatusCode::CREATED, Json(FileView::new(stored, state.store.as_ref()))));
     }
+}
+
+/// A multipart read (the next field, or a field's next chunk) with the idle timeout; its errors
+/// as 408 and 400.
+pub(crate) async fn next_part<T>(
+    read: impl Future<Output = Result<Option<T>, axum::extract::multipart::MultipartError>>,
+) -> AppResult<Option<T>> {
+    tokio::time::timeout(IDLE_TIMEOUT, read)
+        .await
+        .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
+        .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
 }
 
 /// Upload any file.

@@ -132,46 +132,56 @@ impl Drop for EncodeSlot {
 }
 
 impl super::bindings::mbk::plugin::codecs::Host for HostState {
-    /// Native AVIF for the plugin. Host code is outside the epoch deadline, so the encode runs on
-    /// a thread of its own and the call stops waiting when the plugin's time is up (the guest then
+    /// Native encoding for the plugin (decoding untrusted bytes stays in the sandbox; these are
+    /// the plugin's own pixels). Host code is outside the epoch deadline, so the encode runs on a
+    /// thread of its own and the call stops waiting when the plugin's time is up (the guest then
     /// meets its deadline); at most twice the core count of such encodes run at once, so a
     /// plugin cannot pile up work past its deadline.
-    fn encode_avif(
+    fn encode(
         &mut self,
         pixels: Vec<u8>,
         width: u32,
         height: u32,
         has_alpha: bool,
+        format: super::bindings::mbk::plugin::types::ImageFormat,
         quality: u8,
     ) -> Result<Vec<u8>, String> {
+        use super::bindings::mbk::plugin::types::ImageFormat;
         let count = u64::from(width) * u64::from(height);
         if width == 0 || height == 0 || count > MAX_HOST_ENCODE_PIXELS {
-            return Err(format!("encode-avif: {width}x{height} is outside 1..={MAX_HOST_ENCODE_PIXELS} pixels"));
+            return Err(format!("{width}x{height} is outside 1..={MAX_HOST_ENCODE_PIXELS} pixels"));
         }
         let channels = if has_alpha { 4 } else { 3 };
         if pixels.len() as u64 != count * channels {
             return Err(format!(
-                "encode-avif: {} bytes of pixels for {width}x{height} with {channels} channels (expected {})",
+                "{} bytes of pixels for {width}x{height} with {channels} channels (expected {})",
                 pixels.len(),
                 count * channels
             ));
         }
         if !(1..=100).contains(&quality) {
-            return Err(format!("encode-avif: quality {quality} is outside 1..=100"));
+            return Err(format!("quality {quality} is outside 1..=100"));
         }
+        let format = match format {
+            ImageFormat::Webp => mbk_standard::Format::Webp,
+            ImageFormat::Avif => mbk_standard::Format::Avif,
+            ImageFormat::Jpeg => mbk_standard::Format::Jpeg,
+            ImageFormat::Png => mbk_standard::Format::Png,
+        };
         let remaining = self.deadline.saturating_duration_since(std::time::Instant::now());
         if remaining.is_zero() {
-            return Err("encode-avif: the plugin's time is up".into());
+            return Err("the plugin's time is up".into());
         }
         let Some(slot) = EncodeSlot::take() else {
-            return Err("encode-avif: the host encoder is busy".into());
+            return Err("the host's encoders are busy".into());
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::spawn(move || {
             let _slot = slot;
-            let _ = tx.send(mbk_standard::encode::encode_avif(&pixels, width, height, has_alpha, quality));
+            let encoded = mbk_standard::encode::encode_builtin(&pixels, width, height, has_alpha, format, quality);
+            let _ = tx.send(encoded.map_err(|e| e.to_string()));
         });
-        rx.recv_timeout(remaining).unwrap_or_else(|_| Err("encode-avif: ran past the plugin's deadline".into()))
+        rx.recv_timeout(remaining).unwrap_or_else(|_| Err("ran past the plugin's deadline".into()))
     }
 }
 

@@ -111,7 +111,7 @@ fn orientation_and_avif_through_the_sandbox() {
     assert_eq!((r.width, r.height, r.mime.as_str()), (300, 399, "image/avif"), "upright portrait");
     let size = imagesize::blob_size(&r.bytes).expect("avif header");
     assert_eq!((size.width, size.height), (300, 399));
-    // The component hands AVIF to the host's native encoder (an import it declares by name).
+    // The component hands encoding to the host's native encoders (an import it declares by name).
     let needle = b"mbk:plugin/codecs@0.1.0";
     assert!(
         STANDARD_COMPONENT.windows(needle.len()).any(|w| w == needle),
@@ -239,7 +239,7 @@ fn hostile_plugins_fail_their_render_and_nothing_else() {
     match run("avif-lies") {
         Err(PluginFailure::Render(RenderError::Failed(why))) => assert!(
             why.contains("Err(") && why.contains("30 bytes of pixels for 1000x1000"),
-            "the host's encoder refuses a call whose pixels do not add up: {why}"
+            "the host's encoders refuse a call whose pixels do not add up: {why}"
         ),
         other => panic!("avif-lies: {other:?}"),
     }

@@ -23,14 +23,23 @@ fn too_large(width: u32, height: u32, max_pixels: u64) -> Option<RenderError> {
         .then(|| RenderError::TooLarge(format!("{width}x{height} is over the limit of {max_pixels} pixels")))
 }
 
-/// Decodes `input`; `wanted` is the largest side any variant needs (for JPEG DCT scaling).
-pub fn decode(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Decoded, RenderError> {
+/// What scale of the full-resolution (upright) image the variants need, given its size: a
+/// fraction (<= 1) or `None` (the full resolution).
+pub type ScaleNeed<'a> = &'a dyn Fn(u32, u32) -> Option<f64>;
+
+/// Decodes `input`. A JPEG is decoded at the smallest DCT scale (1/8, 1/4, 1/2) that still gives
+/// at least the scale `need` asks for. Returns the pixels and the upright size of the
+/// full-resolution image (plans are made against it, so the variants' sizes do not depend on the
+/// decode scale).
+pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Decoded, (u32, u32)), RenderError> {
     let format = image::guess_format(input)
         .map_err(|_| RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF or TIFF image".into()))?;
-    let (image, icc) = match format {
-        ImageFormat::Jpeg => decode_jpeg(input, max_pixels, wanted)?,
+    let ((image, icc), full) = match format {
+        ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
-            decode_other(input, format, max_pixels)?
+            let decoded = decode_other(input, format, max_pixels)?;
+            let full = (decoded.0.width(), decoded.0.height());
+            (decoded, full)
         }
         other => {
             return Err(RenderError::UnsupportedInput(format!("{other:?} images are not decoded by {}", crate::NAME)));
@@ -40,7 +49,7 @@ pub fn decode(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Deco
     if let Some(icc) = icc {
         to_srgb(&mut decoded, &icc);
     }
-    Ok(decoded)
+    Ok((decoded, full))
 }
 
 /// Converts RGB(A) pixels described by the ICC profile `icc` to sRGB. Profiles that do not parse,
@@ -92,7 +101,7 @@ fn decode_other(input: &[u8], format: ImageFormat, max_pixels: u64) -> Result<Wi
     Ok((image, icc))
 }
 
-fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<WithProfile, RenderError> {
+fn decode_jpeg(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(WithProfile, (u32, u32)), RenderError> {
     let bad = |e: jpeg_decoder::Error| RenderError::UnsupportedInput(format!("cannot decode the JPEG image: {e}"));
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(input));
     decoder.read_info().map_err(bad)?;
@@ -102,10 +111,15 @@ fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Wit
         return Err(e);
     }
     decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).unwrap_or(usize::MAX));
-    if let Some(side) = wanted {
-        // Decode at the smallest DCT scale whose shorter side still covers every variant.
-        let short = width.min(height).max(1) as f64;
-        let factor = (f64::from(side) / short).min(1.0);
+    let orientation = exif::jpeg_orientation(input).and_then(Orientation::from_exif);
+    // Orientations 5 to 8 turn the picture a quarter: the upright size is the stored one swapped.
+    let quarter = matches!(
+        orientation,
+        Some(Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+    );
+    let full = if quarter { (height, width) } else { (width, height) };
+    if let Some(factor) = need(full.0, full.1).filter(|f| *f < 1.0) {
+        // jpeg-decoder picks the smallest DCT scale whose size is at least the one asked for.
         let req_w = (f64::from(width) * factor).ceil().clamp(1.0, f64::from(u16::MAX)) as u16;
         let req_h = (f64::from(height) * factor).ceil().clamp(1.0, f64::from(u16::MAX)) as u16;
         decoder.scale(req_w, req_h).map_err(bad)?;
@@ -124,10 +138,10 @@ fn decode_jpeg(input: &[u8], max_pixels: u64, wanted: Option<u32>) -> Result<Wit
     let buffer =
         image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| RenderError::Failed("JPEG buffer size mismatch".into()))?;
     let mut image = DynamicImage::ImageRgb8(buffer);
-    if let Some(orientation) = exif::jpeg_orientation(input).and_then(Orientation::from_exif) {
+    if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
-    Ok((image, icc))
+    Ok(((image, icc), full))
 }
 
 /// jpeg-decoder hands CMYK (Adobe's inverted convention already undone) as 4 bytes a pixel.
@@ -190,8 +204,8 @@ mod tests {
     fn adobe_rgb_becomes_srgb_and_srgb_stays() {
         let colour = [200, 80, 60];
         let adobe = moxcms::ColorProfile::new_adobe_rgb().encode().expect("an ICC profile");
-        let plain = decode(&tagged_jpeg(colour, None), 1 << 20, None).expect("decodes");
-        let converted = decode(&tagged_jpeg(colour, Some(&adobe)), 1 << 20, None).expect("decodes");
+        let plain = decode(&tagged_jpeg(colour, None), 1 << 20, &|_, _| None).expect("decodes").0;
+        let converted = decode(&tagged_jpeg(colour, Some(&adobe)), 1 << 20, &|_, _| None).expect("decodes").0;
 
         // What the colour is in sRGB, from the same profile through the same library.
         let transform = moxcms::ColorProfile::new_adobe_rgb()
@@ -214,9 +228,10 @@ mod tests {
         );
 
         let srgb = moxcms::ColorProfile::new_srgb().encode().expect("an ICC profile");
-        let tagged_srgb = decode(&tagged_jpeg(colour, Some(&srgb)), 1 << 20, None).expect("decodes");
+        let tagged_srgb = decode(&tagged_jpeg(colour, Some(&srgb)), 1 << 20, &|_, _| None).expect("decodes").0;
         assert_eq!(tagged_srgb.pixels, plain.pixels, "an sRGB profile changes nothing");
-        let junk = decode(&tagged_jpeg(colour, Some(b"not a profile at all")), 1 << 20, None).expect("decodes");
+        let junk =
+            decode(&tagged_jpeg(colour, Some(b"not a profile at all")), 1 << 20, &|_, _| None).expect("decodes").0;
         assert_eq!(junk.pixels, plain.pixels, "a broken profile is ignored, not fatal");
     }
 }

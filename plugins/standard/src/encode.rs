@@ -8,19 +8,19 @@ use crate::{Format, RenderError};
 /// AVIF encoder speed (1 slowest/best .. 10 fastest). 6 is ravif's own default trade-off.
 const AVIF_SPEED: u8 = 6;
 
-/// An AVIF encoder other than the built-in one: `(pixels, width, height, has_alpha, quality)`.
-pub type AvifEncoder = fn(&[u8], u32, u32, bool, u8) -> Result<Vec<u8>, String>;
+/// An encoder other than the built-in one: `(pixels, width, height, has_alpha, format, quality)`.
+pub type Encoder = fn(&[u8], u32, u32, bool, Format, u8) -> Result<Vec<u8>, String>;
 
-static AVIF_ENCODER: std::sync::OnceLock<AvifEncoder> = std::sync::OnceLock::new();
+static ENCODER: std::sync::OnceLock<Encoder> = std::sync::OnceLock::new();
 
-/// Routes AVIF encoding through `encoder` from now on (the component hands it to the host's
-/// native encoder: rav1e inside wasm is ~2x slower). The first call wins.
-pub fn use_avif_encoder(encoder: AvifEncoder) {
-    let _ = AVIF_ENCODER.set(encoder);
+/// Routes encoding through `encoder` from now on (the component hands it to the host's native
+/// encoders: inside wasm they are about twice as slow). The first call wins.
+pub fn use_encoder(encoder: Encoder) {
+    let _ = ENCODER.set(encoder);
 }
 
-/// The built-in AVIF encoder (ravif), whatever [`use_avif_encoder`] says.
-pub fn encode_avif(pixels: &[u8], width: u32, height: u32, has_alpha: bool, quality: u8) -> Result<Vec<u8>, String> {
+/// The built-in AVIF encoder (ravif).
+fn encode_avif(pixels: &[u8], width: u32, height: u32, has_alpha: bool, quality: u8) -> Result<Vec<u8>, String> {
     let encoder = ravif::Encoder::new()
         .with_quality(f32::from(quality))
         .with_alpha_quality(f32::from(quality))
@@ -37,8 +37,25 @@ pub fn encode_avif(pixels: &[u8], width: u32, height: u32, has_alpha: bool, qual
     encoded.map(|e| e.avif_file).map_err(|e| e.to_string())
 }
 
-/// Encodes tightly packed RGBA8 (`has_alpha`) or RGB8 pixels.
+/// Encodes tightly packed RGBA8 (`has_alpha`) or RGB8 pixels, through the encoder given to
+/// [`use_encoder`] when there is one.
 pub fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    has_alpha: bool,
+    format: Format,
+    quality: u8,
+) -> Result<Vec<u8>, RenderError> {
+    match ENCODER.get() {
+        Some(encoder) => encoder(pixels, width, height, has_alpha, format, quality)
+            .map_err(|e| RenderError::Failed(format!("{format:?} encoding failed: {e}"))),
+        None => encode_builtin(pixels, width, height, has_alpha, format, quality),
+    }
+}
+
+/// The built-in encoders, whatever [`use_encoder`] says.
+pub fn encode_builtin(
     pixels: &[u8],
     width: u32,
     height: u32,
@@ -75,8 +92,7 @@ pub fn encode(
             encoder.encode(pixels, width, height, color).map_err(|e| failed("WebP", &e))?;
         }
         Format::Avif => {
-            let encode = AVIF_ENCODER.get().copied().unwrap_or(encode_avif);
-            out = encode(pixels, width, height, has_alpha, quality).map_err(|e| failed("AVIF", &e))?;
+            out = encode_avif(pixels, width, height, has_alpha, quality).map_err(|e| failed("AVIF", &e))?;
         }
     }
     Ok(out)

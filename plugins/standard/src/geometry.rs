@@ -11,16 +11,6 @@ pub struct Plan {
     pub crop: (f64, f64, f64, f64),
 }
 
-/// The largest side a spec could need, to choose a JPEG decode scale (None: unbounded).
-pub fn decode_hint(width: Option<u32>, height: Option<u32>) -> Option<u32> {
-    match (width, height) {
-        (Some(w), Some(h)) => Some(w.max(h)),
-        (Some(w), None) => Some(w),
-        (None, Some(h)) => Some(h),
-        (None, None) => None,
-    }
-}
-
 fn at_least_one(x: f64) -> u32 {
     (x.round() as u32).max(1)
 }

@@ -110,19 +110,33 @@ pub fn render_filtered(
     specs: &[Spec],
     filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
 ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
-    // The largest box any spec asks for, so that a JPEG can be decoded at a reduced scale.
-    let wanted = specs.iter().filter_map(|s| geometry::decode_hint(s.width, s.height)).max();
-    let mut source = decode::decode(input, max_pixels, wanted)?;
+    // The scale of the full image every spec is satisfied with, so that a JPEG can be decoded at
+    // a reduced DCT scale (libvips' shrink-on-load). Specs that cannot be planned need nothing.
+    let need = |w: u32, h: u32| -> Option<f64> {
+        let mut most: f64 = 0.0;
+        for spec in specs {
+            let Ok(plan) = geometry::plan(w, h, spec.width, spec.height, spec.fit) else { continue };
+            let (_, _, cw, ch) = plan.crop;
+            most = most.max(f64::from(plan.out_width) / cw).max(f64::from(plan.out_height) / ch);
+        }
+        (most > 0.0).then_some(most)
+    };
+    let (mut source, full) = decode::decode(input, max_pixels, &need)?;
     filter(&mut source)?;
-    Ok(specs.iter().map(|spec| render_one(&source, spec)).collect())
+    Ok(specs.iter().map(|spec| render_one(&source, full, spec)).collect())
 }
 
-fn render_one(source: &decode::Decoded, spec: &Spec) -> Result<Rendered, RenderError> {
+/// Renders one spec. `full` is the upright size of the full-resolution image: the plan is made
+/// against it (so sizes never depend on the decode scale), then mapped onto the decoded pixels.
+fn render_one(source: &decode::Decoded, full: (u32, u32), spec: &Spec) -> Result<Rendered, RenderError> {
     if !(1..=100).contains(&spec.quality) {
         return Err(RenderError::InvalidSpec(format!("quality must be 1..=100, got {}", spec.quality)));
     }
-    let plan = geometry::plan(source.width, source.height, spec.width, spec.height, spec.fit)
-        .map_err(RenderError::InvalidSpec)?;
+    let mut plan =
+        geometry::plan(full.0, full.1, spec.width, spec.height, spec.fit).map_err(RenderError::InvalidSpec)?;
+    let (fx, fy) = (f64::from(source.width) / f64::from(full.0), f64::from(source.height) / f64::from(full.1));
+    let (left, top, w, h) = plan.crop;
+    plan.crop = (left * fx, top * fy, (w * fx).min(f64::from(source.width)), (h * fy).min(f64::from(source.height)));
     let pixels = resize(source, &plan)?;
     let bytes = encode::encode(&pixels, plan.out_width, plan.out_height, source.has_alpha, spec.format, spec.quality)?;
     Ok(Rendered { bytes, mime: spec.format.mime().to_owned(), width: plan.out_width, height: plan.out_height })

@@ -183,3 +183,40 @@ fn cmyk_jpeg_sixteen_bit_png_and_lossless_webp_decode() {
     let webp = decode_rgba(&webp[0].as_ref().expect("webp").bytes);
     assert!(webp.pixels().any(|p| p.0[3] < 255), "its alpha is kept");
 }
+
+#[test]
+fn a_reduced_decode_scale_never_changes_the_sizes() {
+    // Alone, each spec lets the JPEG decode at 1/2, 1/4 or 1/8 scale; the sizes must be those
+    // planned against the full 1600x1203 image, and the pixels close to a full-scale render.
+    let input = fixture("photo.jpg");
+    let cases = [
+        (Some(800), None, Fit::Contain, (800, 602)),
+        (Some(401), None, Fit::Contain, (401, 302)),
+        (Some(150), Some(150), Fit::Contain, (150, 113)),
+        (Some(120), Some(90), Fit::Cover, (120, 90)),
+        (Some(64), Some(200), Fit::Stretch, (64, 200)),
+        (None, Some(99), Fit::Contain, (132, 99)),
+    ];
+    for (w, h, fit, expected) in cases {
+        let alone = render(&input, MAX, &[spec("v", w, h, fit, Format::Png)]).expect("decodes");
+        let alone = alone[0].as_ref().expect("rendered");
+        assert_eq!((alone.width, alone.height), expected, "{w:?}x{h:?} {fit:?}");
+        assert_eq!(dims(&alone.bytes), expected);
+        // With a full-size spec beside it, the decode is at full scale: same size, similar pixels.
+        let full = render(
+            &input,
+            MAX,
+            &[spec("v", w, h, fit, Format::Png), spec("big", Some(1600), None, Fit::Contain, Format::Png)],
+        )
+        .expect("decodes");
+        let full = full[0].as_ref().expect("rendered");
+        assert_eq!((full.width, full.height), expected);
+        let (a, b) = (
+            image::load_from_memory(&alone.bytes).expect("png").to_rgb8(),
+            image::load_from_memory(&full.bytes).expect("png").to_rgb8(),
+        );
+        let diff: f64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| f64::from(x.abs_diff(*y))).sum::<f64>()
+            / a.as_raw().len() as f64;
+        assert!(diff < 4.0, "{w:?}x{h:?} {fit:?}: mean difference {diff:.2}");
+    }
+}
