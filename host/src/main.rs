@@ -139,20 +139,7 @@ async fn run(config: Config, api: bool, workers: bool) -> anyhow::Result<()> {
     let state = AppState::init(config).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    if workers {
-        let config = state.config.clone();
-        // Compiling the standard component takes seconds (or loads it from the cache): not on the runtime.
-        let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::from_config(&config))
-            .await
-            .context("the renderer's set-up panicked")??;
-        let worker = mbk_host::jobs::Worker::new(state.clone(), std::sync::Arc::new(renderer));
-        let concurrency = state.config.worker_concurrency;
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            worker.run(concurrency, stop).await;
-            Ok(())
-        });
-    }
+    // The API first: it answers while the workers' renderer compiles (seconds, once; then cached).
     if let Some(listener) = listener {
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -162,6 +149,19 @@ async fn run(config: Config, api: bool, workers: bool) -> anyhow::Result<()> {
         );
         let stop = stop.clone();
         tasks.spawn(app::serve(state.clone(), listener, async move { stop.cancelled().await }));
+    }
+    if workers {
+        let (state, stop) = (state.clone(), stop.clone());
+        tasks.spawn(async move {
+            let config = state.config.clone();
+            // Compiling the standard component is CPU work: not on the async runtime.
+            let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::from_config(&config))
+                .await
+                .context("the renderer's set-up panicked")??;
+            let worker = mbk_host::jobs::Worker::new(state.clone(), std::sync::Arc::new(renderer));
+            worker.run(state.config.worker_concurrency, stop).await;
+            Ok(())
+        });
     }
     tokio::select! {
         () = app::shutdown_signal() => {}
