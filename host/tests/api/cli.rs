@@ -392,6 +392,9 @@ async fn a_1_gib_upload_keeps_the_server_memory_flat() {
     let mut running = Running::start(cmd);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&base, &mut running).await;
+    // The workers load the standard component beside the API: measure the upload, not that.
+    let log = running.wait_for_log("workers started");
+    assert!(log.contains("workers started"), "{log}");
     let client = reqwest::Client::new();
     let (_, login) = post(
         &client,
