@@ -47,6 +47,10 @@ pub async fn get_blob(
         return Err(not_found());
     }
     let key = BlobKey::parse(&key).map_err(|_| not_found())?;
+    // Registered plugins' components are not public (an admin's plugin may be proprietary).
+    if key.as_str().starts_with(crate::plugins::registry::PLUGIN_PREFIX) {
+        return Err(not_found());
+    }
     serve(state.store.as_ref(), &key, &headers, IMMUTABLE).await
 }
 

@@ -1,7 +1,7 @@
 //! The plugin registry: admins upload components; projects name them for variants by name (the
 //! most recently registered version of that name renders). The bytes live in the blob store under
-//! `plugins/{sha256}.wasm` (content-addressed: the bucket is the source every node's compiled
-//! cache is rebuilt from); the row keeps name, version, digest, size and world.
+//! `plugins/{sha256}-{random}.wasm` (the bucket is the source every node's compiled cache is
+//! rebuilt from); the row keeps name, version, digest, size and world.
 
 use std::sync::Arc;
 
@@ -20,9 +20,16 @@ use crate::{AppError, AppResult, AppState};
 /// The largest component accepted.
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
-/// The object a plugin's bytes are kept in.
+/// Where registered components live in the blob store; never served by `GET /blobs`.
+pub const PLUGIN_PREFIX: &str = "plugins/";
+
+/// A new object for a plugin's bytes: its digest and a random part, so that knowing a plugin's
+/// digest (listed by `GET /plugins`) is not knowing where its bytes are (a public bucket URL).
 pub fn plugin_key(sha256: &str) -> BlobKey {
-    BlobKey::parse(&format!("plugins/{sha256}.wasm")).unwrap_or_else(|e| panic!("a hex digest makes a valid key: {e}"))
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).unwrap_or_else(|e| panic!("the OS random source failed: {e}"));
+    BlobKey::parse(&format!("{PLUGIN_PREFIX}{sha256}-{}.wasm", hex::encode(random)))
+        .unwrap_or_else(|e| panic!("hex makes a valid key: {e}"))
 }
 
 /// Names as variants write them: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit.

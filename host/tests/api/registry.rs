@@ -96,8 +96,16 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     for field in ["id", "created_at"] {
         assert!(plugin[field].is_string(), "{field}: {plugin}");
     }
-    let key = format!("plugins/{}.wasm", plugin["sha256"].as_str().expect("sha"));
-    assert!(app.store().list("plugins/").await.expect("list").iter().any(|o| o.key == key), "stored");
+    let stored: Vec<String> = app.store().list("plugins/").await.expect("list").into_iter().map(|o| o.key).collect();
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+    let key = stored[0].clone();
+    let digest = plugin["sha256"].as_str().expect("sha");
+    assert!(
+        key.starts_with(&format!("plugins/{digest}-")) && key.len() > format!("plugins/{digest}-.wasm").len() + 16,
+        "{key}"
+    );
+    // The bytes are not public, even to someone who read the digest from the list.
+    assert_error(app.get(&format!("/blobs/{key}")).await, 404, "not_found").await;
 
     // Refusals, each with the contract's body.
     assert_error(register(&app, &su, Some(sepia()), Some("sepia"), Some("1.0.0")).await, 409, "conflict").await;
@@ -156,7 +164,9 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     // A second version keeps the name alive: the first may go.
     let v2: Value = register(&app, &ada, Some(sepia()), Some("sepia"), Some("2.0.0")).await.json().await.expect("json");
     assert_eq!(app.delete_as(&path, Some(&ada)).await.status(), 204);
-    assert!(app.store().list("plugins/").await.expect("list").iter().any(|o| o.key == key), "v2 shares the bytes");
+    let left: Vec<String> = app.store().list("plugins/").await.expect("list").into_iter().map(|o| o.key).collect();
+    assert_eq!(left.len(), 1, "v1's object went with it, v2's stays: {left:?}");
+    assert_ne!(left[0], key);
     // Once no project names it, the last version goes too, with its object.
     let plain = json!({"settings": {"variants": [{"name": "toned", "width": 64, "height": 64, "fit": "cover", "format": "png", "quality": 90}]}});
     assert_eq!(
@@ -165,7 +175,7 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     );
     assert_eq!(app.delete_as(&format!("/plugins/{}", v2["id"].as_str().expect("id")), Some(&su)).await.status(), 204);
     assert_eq!(list(&app, &uma).await.len(), 1);
-    assert!(!app.store().list("plugins/").await.expect("list").iter().any(|o| o.key == key), "the object is gone");
+    assert!(app.store().list("plugins/").await.expect("list").is_empty(), "the objects are gone");
 }
 
 async fn a_variant_renders_through_a_registered_plugin_and_never_falls_back(db: DbKind, store: StoreKind) {
