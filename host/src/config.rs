@@ -123,6 +123,8 @@ pub struct JobSettings {
     pub stale_after: Duration,
     /// Attempts before a job that keeps failing transiently (storage down) is `failed`.
     pub max_attempts: i32,
+    /// The longest one run of a job may take (a hung store must not hold a job forever).
+    pub job_timeout: Duration,
     /// Retry delay after attempt n: `backoff_base * 2^(n-1)`, at most `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
@@ -153,6 +155,7 @@ impl Default for JobSettings {
             poll_interval: Duration::from_secs(1),
             stale_after: Duration::from_secs(60),
             max_attempts: 5,
+            job_timeout: Duration::from_secs(30 * 60),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
             cleanup_every: Duration::from_secs(24 * 3600),

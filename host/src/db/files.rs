@@ -303,12 +303,13 @@ pub async fn mark_variant_ready(
     })
 }
 
-/// A variant that could not be rendered: `failed`, with the reason.
+/// A variant that could not be rendered: `failed`, with the reason (cut to 2 KiB: a plugin's
+/// message can be as long as it likes).
 #[tracing::instrument(skip(db))]
 pub async fn mark_variant_failed(db: &Db, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query("UPDATE variants SET status = 'failed', error = $1, updated_at = $2 WHERE id = $3")
-            .bind(error)
+            .bind(super::clip(error))
             .bind(Utc::now())
             .bind(id)
             .execute(pool)
@@ -342,6 +343,32 @@ pub async fn storage_keys(db: &Db, project_id: Uuid) -> Result<Vec<String>, sqlx
         .bind(project_id)
         .fetch_all(pool)
         .await
+    })
+}
+
+/// A file whose job gave up: its variants still pending fail with `reason`, and the file is
+/// settled (`failed` when no variant is ready, else `ready`), so nothing stays `processing`.
+#[tracing::instrument(skip(db))]
+pub async fn give_up(db: &Db, file_id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE variants SET status = 'failed', error = $1, updated_at = $2 WHERE file_id = $3 AND status = 'pending'")
+            .bind(super::clip(reason))
+            .bind(now)
+            .bind(file_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE files SET updated_at = $1, status = CASE WHEN EXISTS
+                 (SELECT 1 FROM variants WHERE file_id = $2 AND status = 'ready') THEN 'ready' ELSE 'failed' END
+             WHERE id = $2 AND status = 'processing'",
+        )
+        .bind(now)
+        .bind(file_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     })
 }
 

@@ -3,8 +3,9 @@
 //! A job is `pending` (with `run_after`, epoch ms, for backoff) until a worker claims it: one
 //! statement sets `processing`, `locked_by` (the worker's id), `heartbeat` and `attempts + 1`
 //! (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so two workers never take the same row; SQLite: one
-//! writer at a time). The worker refreshes `heartbeat` while it runs the job; a `processing` job
-//! whose heartbeat is older than the stale limit goes back to `pending` ([`reclaim_stale`]).
+//! writer at a time). The worker refreshes `heartbeat` of each job it holds while it runs it; a
+//! `processing` job whose heartbeat is older than the stale limit goes back to `pending`
+//! ([`reclaim_stale`]), or to `failed` once it has used every attempt.
 //! Every later write names the worker (`locked_by = $worker`), so a worker that lost its job
 //! cannot overwrite what the new owner does.
 
@@ -117,34 +118,41 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error>
     })
 }
 
-/// Keeps alive the jobs of every slot of worker process `process` (slots lock as
-/// `{process}/{slot}`); the number of jobs it holds.
+/// Keeps alive the jobs `worker` holds now (by id: a job whose recording failed, or whose slot
+/// is gone, stops being kept alive and is taken back). True when it still holds it.
 #[tracing::instrument(skip(db))]
-pub async fn heartbeat(db: &Db, process: &str) -> Result<u64, sqlx::Error> {
+pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
     dispatch!(db, |pool| {
-        sqlx::query("UPDATE jobs SET heartbeat = $1 WHERE status = 'processing' AND locked_by LIKE ($2 || '/%')")
+        sqlx::query("UPDATE jobs SET heartbeat = $1 WHERE id = $2 AND status = 'processing' AND locked_by = $3")
             .bind(now_ms())
-            .bind(process)
+            .bind(id)
+            .bind(worker)
             .execute(pool)
             .await
-            .map(|r| r.rows_affected())
+            .map(|r| r.rows_affected() == 1)
     })
 }
 
 /// Puts back `processing` jobs whose heartbeat is older than `stale_ms` (their worker died):
-/// they run again, with their attempt counted. Returns how many.
+/// they run again, with their attempt counted; a job that has used `max_attempts` (one that
+/// kills its worker every time, say) is `failed` instead. Returns how many were touched.
 #[tracing::instrument(skip(db))]
-pub async fn reclaim_stale(db: &Db, stale_ms: i64) -> Result<u64, sqlx::Error> {
+pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
     let now = now_ms();
     dispatch!(db, |pool| {
         sqlx::query(
-            "UPDATE jobs SET status = 'pending', locked_by = NULL, heartbeat = NULL, run_after = $1,
-                    error = 'the worker running this job stopped answering; taken back', updated_at = $2
+            "UPDATE jobs SET
+                 status = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'pending' END,
+                 error = CASE WHEN attempts >= $4
+                     THEN 'gave up: the worker running this job stopped answering on every attempt'
+                     ELSE 'the worker running this job stopped answering; taken back' END,
+                 locked_by = NULL, heartbeat = NULL, run_after = $1, updated_at = $2
              WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < $3)",
         )
         .bind(now)
         .bind(Utc::now())
         .bind(now - stale_ms)
+        .bind(max_attempts)
         .execute(pool)
         .await
         .map(|r| r.rows_affected())
@@ -161,7 +169,7 @@ pub async fn finish(db: &Db, id: Uuid, worker: &str, status: &str, error: Option
              WHERE id = $4 AND status = 'processing' AND locked_by = $5",
         )
         .bind(status)
-        .bind(error)
+        .bind(error.map(super::clip))
         .bind(Utc::now())
         .bind(id)
         .bind(worker)
@@ -180,7 +188,7 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, run_after: i64, error:
             "UPDATE jobs SET status = 'pending', error = $1, run_after = $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
              WHERE id = $4 AND status = 'processing' AND locked_by = $5",
         )
-        .bind(error)
+        .bind(super::clip(error))
         .bind(run_after)
         .bind(Utc::now())
         .bind(id)

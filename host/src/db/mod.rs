@@ -38,6 +38,21 @@ macro_rules! dispatch {
     };
 }
 
+/// Error texts are stored at most this long (a plugin's message can be as long as it likes).
+pub const MAX_ERROR_LEN: usize = 2048;
+
+/// `text` cut to [`MAX_ERROR_LEN`] bytes on a character boundary.
+pub fn clip(text: &str) -> &str {
+    if text.len() <= MAX_ERROR_LEN {
+        return text;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqlitePool),

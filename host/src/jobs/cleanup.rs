@@ -28,6 +28,8 @@ pub struct Report {
     pub orphans_too_young: usize,
     /// Objects looked at in the orphan scan.
     pub objects_scanned: usize,
+    /// Objects outside our key layout (not `{slug}-{uuid}/…` or `plugins/…`): never touched.
+    pub foreign_skipped: usize,
 }
 
 pub async fn run(state: &AppState) -> Result<Report, Transient> {
@@ -54,7 +56,14 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     report.objects_scanned = objects.len();
     let mut by_project: BTreeMap<Option<Uuid>, Vec<ObjectMeta>> = BTreeMap::new();
     for object in objects {
-        by_project.entry(project_of(&object.key)).or_default().push(object);
+        // Only our own layout is ours to judge: `{slug}-{uuid}/…` and `plugins/…`. Anything else
+        // in the bucket (another application's, a folder marker) is left alone.
+        let project = project_of(&object.key);
+        if project.is_none() && !object.key.starts_with(crate::plugins::registry::PLUGIN_PREFIX) {
+            report.foreign_skipped += 1;
+            continue;
+        }
+        by_project.entry(project).or_default().push(object);
     }
     for (project_id, objects) in by_project {
         let named: HashSet<String> = match project_id {
@@ -74,7 +83,11 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
             if files::key_named(&state.db, &object.key).await? {
                 continue;
             }
-            state.store.delete(&BlobKey::parse(&object.key)?).await?;
+            let Ok(key) = BlobKey::parse(&object.key) else {
+                report.foreign_skipped += 1;
+                continue;
+            };
+            state.store.delete(&key).await?;
             report.orphans_deleted += 1;
         }
     }

@@ -37,6 +37,8 @@ pub enum Transient {
     Storage(#[from] storage::StorageError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the job ran past its limit of {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
@@ -87,8 +89,25 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
         }
     }
 
-    let original =
-        if groups.is_empty() { None } else { Some(state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await?) };
+    let original = if groups.is_empty() {
+        None
+    } else {
+        match state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await {
+            Ok(bytes) => Some(bytes),
+            // Gone from the store (not unreachable): no retry brings it back.
+            Err(storage::StorageError::NotFound(_)) => {
+                let why = "the original is missing from the store".to_owned();
+                for (variant, _) in groups.values().flatten() {
+                    files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                    failed += 1;
+                }
+                fail(why);
+                groups.clear();
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     for (plugin, work) in groups {
         let original = original.clone().unwrap_or_default();
         let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();

@@ -4,8 +4,9 @@
 //! One [`Worker`] per process holds `WORKER_CONCURRENCY` slots; each slot claims and runs one job
 //! at a time under its own id (`{process}/{slot}`), so that a slot that lost its job (taken back
 //! after a missed heartbeat) cannot record over the new owner. Beside the slots run the heartbeat
-//! (every quarter of the stale limit), the reclaimer (stale `processing` jobs back to `pending`, at
-//! start and then periodically) and the daily `cleanup` schedule.
+//! (every quarter of the stale limit, for exactly the jobs being run), the reclaimer (stale
+//! `processing` jobs back to `pending`, or `failed` after every attempt; at start and then
+//! periodically) and the daily `cleanup` schedule. A job runs for at most `job_timeout`.
 //!
 //! Outcomes: a handler that finished records `completed`, or `failed` with the first reason when a
 //! variant failed for good (undecodable image, plugin error: no retry). A transient failure (the
@@ -44,6 +45,21 @@ pub struct Worker {
     state: AppState,
     renderer: Arc<Renderer>,
     process: String,
+    /// The jobs this process' slots are running now, with the slot id holding each: the
+    /// heartbeat keeps exactly these alive.
+    held: Arc<std::sync::Mutex<Vec<(Uuid, String)>>>,
+}
+
+/// Removes a job from the held list when its run ends, however it ends (a panic included).
+struct Held<'a> {
+    held: &'a std::sync::Mutex<Vec<(Uuid, String)>>,
+    id: Uuid,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Worker {
@@ -51,7 +67,7 @@ impl Worker {
         let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
         let process =
             format!("{}:{}:{}", if host.is_empty() { "host" } else { &host }, std::process::id(), Uuid::now_v7());
-        Worker { state, renderer, process }
+        Worker { state, renderer, process, held: Arc::default() }
     }
 
     /// This process' worker id prefix (slots are `{id}/{n}`).
@@ -67,8 +83,17 @@ impl Worker {
     pub async fn run_next(&self, slot: usize) -> Result<Option<(JobRow, Ran)>, sqlx::Error> {
         let me = self.slot_id(slot);
         let Some(job) = jobs::claim(&self.state.db, &me).await? else { return Ok(None) };
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).push((job.id, me.clone()));
+        let _held = Held { held: &self.held, id: job.id };
         let started = std::time::Instant::now();
-        let result = self.execute(&job).await;
+        // A handler that hangs (a store that never answers) must not hold its job forever.
+        let limit = self.state.config.jobs.job_timeout;
+        let result = match tokio::time::timeout(limit, self.execute(&job)).await {
+            Ok(result) => result,
+            Err(_) => Err(Transient::TimedOut(limit)),
+        };
+        // When recording fails (the database is away), the job is no longer kept alive: it is
+        // taken back after the stale limit and runs again.
         let ran = self.record(&job, &me, result).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         crate::metrics::job_run(
@@ -156,7 +181,12 @@ impl Worker {
             Ok(Err(why)) => (jobs::finish(db, job.id, me, "failed", Some(&why)).await?, Ran::Failed(why)),
             Err(transient) if job.attempts >= settings.max_attempts => {
                 let why = format!("gave up after {} attempts: {transient}", job.attempts);
-                (jobs::finish(db, job.id, me, "failed", Some(&why)).await?, Ran::Failed(why))
+                let held = jobs::finish(db, job.id, me, "failed", Some(&why)).await?;
+                // Nothing may stay `processing`: what was not rendered fails with the reason.
+                if held && let (Some(file), "process_image" | "sync_file_variants") = (job.file_id, job.kind.as_str()) {
+                    crate::db::files::give_up(db, file, &why).await?;
+                }
+                (held, Ran::Failed(why))
             }
             Err(transient) => {
                 let delay = settings.backoff(job.attempts);
@@ -220,11 +250,14 @@ impl Worker {
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = beat.tick() => {
-                    if let Err(e) = jobs::heartbeat(db, &self.process).await {
-                        tracing::warn!(error = %e, "Jobs | heartbeat failed");
+                    let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    for (id, slot) in held {
+                        if let Err(e) = jobs::heartbeat(db, id, &slot).await {
+                            tracing::warn!(error = %e, "Jobs | heartbeat failed");
+                        }
                     }
                 }
-                _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms).await {
+                _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms, settings.max_attempts).await {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::warn!("Jobs | reclaim | {n} job(s) of a silent worker taken back | res=pending");

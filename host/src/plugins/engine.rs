@@ -172,8 +172,15 @@ impl super::bindings::mbk::plugin::codecs::Host for HostState {
         if remaining.is_zero() {
             return Err("the plugin's time is up".into());
         }
-        let Some(slot) = EncodeSlot::take() else {
-            return Err("the host's encoders are busy".into());
+        // Busy encoders are waited for, within the plugin's time.
+        let slot = loop {
+            if let Some(slot) = EncodeSlot::take() {
+                break slot;
+            }
+            if std::time::Instant::now() >= self.deadline {
+                return Err("the host's encoders stayed busy until the plugin's deadline".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::spawn(move || {

@@ -15,7 +15,9 @@ db_tests!(
     two_workers_never_run_the_same_job,
     permanent_deletion_cancels_the_projects_jobs,
     the_cleanup_is_scheduled_once_a_day_and_runs_through_the_queue,
-    metrics_show_requests_jobs_queue_and_plugin_runs
+    metrics_show_requests_jobs_queue_and_plugin_runs,
+    a_missing_original_fails_at_once,
+    a_job_that_kills_its_worker_every_time_fails_after_max_attempts
 );
 
 /// Runs `sql` on the app's database (tests only: moving time, reading raw rows).
@@ -51,8 +53,10 @@ async fn transient_failures_back_off_then_succeed_or_give_up(db: DbKind) {
     let t = app.project_with_key(Value::Null).await;
     let uploaded: Value =
         app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
-    // A worker whose store does not have the original (an empty folder): a storage failure.
+    // A worker whose store fails (the project's folder is a file there: reads fail with "not a
+    // directory", an I/O error rather than a missing object).
     let empty = tempfile::tempdir().expect("tempdir");
+    std::fs::write(empty.path().join(t.prefix.trim_end_matches('/')), b"in the way").expect("write");
     let root = empty.path().to_owned();
     let (_, broken, _stop) = app
         .sibling(|c| {
@@ -92,7 +96,49 @@ async fn transient_failures_back_off_then_succeed_or_give_up(db: DbKind) {
     let j = job(&app, &t.key, &second["job_id"]).await;
     assert_eq!((&j["status"], &j["attempts"]), (&json!("failed"), &json!(3)), "{j}");
     assert!(j["error"].as_str().is_some_and(|e| e.starts_with("gave up after 3 attempts: storage")), "{j}");
-    assert_eq!(file(&app, &t.key, &second["id"]).await["status"], "processing", "nothing was rendered");
+    // Nothing stays `processing`: the variants fail with the reason, and so does the file.
+    let f = file(&app, &t.key, &second["id"]).await;
+    assert_eq!(f["status"], "failed", "{f}");
+    for (name, v) in f["variants"].as_object().expect("variants") {
+        assert_eq!(v["status"], "failed", "{name}");
+        assert!(v["error"].as_str().is_some_and(|e| e.starts_with("gave up after 3 attempts")), "{name}: {v}");
+    }
+}
+
+async fn a_missing_original_fails_at_once(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let t = app.project_with_key(Value::Null).await;
+    let uploaded: Value =
+        app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    for object in app.store().list(&t.prefix).await.expect("list") {
+        app.store().delete(&mbk_host::storage::BlobKey::parse(&object.key).expect("key")).await.expect("delete");
+    }
+    assert_eq!(drain(&app).await, 1, "no retry for an object that is gone");
+    let j = job(&app, &t.key, &uploaded["job_id"]).await;
+    assert_eq!((&j["status"], &j["attempts"]), (&json!("failed"), &json!(1)), "{j}");
+    assert!(j["error"].as_str().is_some_and(|e| e.contains("the original is missing")), "{j}");
+    assert_eq!(file(&app, &t.key, &uploaded["id"]).await["status"], "failed");
+}
+
+async fn a_job_that_kills_its_worker_every_time_fails_after_max_attempts(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let t = app.project_with_key(Value::Null).await;
+    let uploaded: Value =
+        app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    let max = app.state.config.jobs.max_attempts;
+    for attempt in 1..=max {
+        let claimed =
+            jobs::claim(&app.state.db, &format!("doomed:{attempt}:w/0")).await.expect("claim").expect("the job");
+        assert_eq!(claimed.attempts, attempt);
+        tokio::time::sleep(Duration::from_millis(5)).await; // its heartbeat is now in the past
+        assert_eq!(jobs::reclaim_stale(&app.state.db, 0, max).await.expect("reclaim"), 1);
+        let j = job(&app, &t.key, &uploaded["job_id"]).await;
+        let expected = if attempt < max { "pending" } else { "failed" };
+        assert_eq!(j["status"], expected, "after attempt {attempt}: {j}");
+    }
+    let j = job(&app, &t.key, &uploaded["job_id"]).await;
+    assert!(j["error"].as_str().is_some_and(|e| e.starts_with("gave up")), "{j}");
+    assert_eq!(drain(&app).await, 0, "a job given up on is not run again");
 }
 
 async fn a_job_of_a_dead_worker_is_taken_back_and_its_owner_fenced_off(db: DbKind) {
@@ -235,7 +281,8 @@ mod cleanup_matrix {
         // Objects no row names: one in a live project's folder, one in a folder of no project.
         let stray = format!("{}images/medium/{}.webp", live.prefix, uuid::Uuid::now_v7());
         let nobody = format!("gone-{}/files/{}.bin", uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-        for key in [&stray, &nobody] {
+        let foreign = "another-app/data.bin".to_owned();
+        for key in [&stray, &nobody, &foreign] {
             let key = mbk_host::storage::BlobKey::parse(key).expect("key");
             app.store()
                 .put_bytes(&key, "application/octet-stream", bytes::Bytes::from_static(b"orphan"))
@@ -271,7 +318,12 @@ mod cleanup_matrix {
         // Past the grace period (zero here), the orphans go; everything a row names stays.
         let (_, later, _stop) = app.sibling(|c| c.jobs.orphan_grace = Duration::ZERO).await;
         let report = cleanup::run(&later).await.expect("cleanup");
-        assert_eq!((report.projects_purged, report.orphans_deleted, report.orphans_too_young), (0, 2, 0), "{report:?}");
+        assert_eq!(
+            (report.projects_purged, report.orphans_deleted, report.orphans_too_young, report.foreign_skipped),
+            (0, 2, 0, 1),
+            "{report:?}"
+        );
+        assert_eq!(app.store().list("another-app/").await.expect("list").len(), 1, "not ours: never touched");
         let live_keys: Vec<String> =
             app.store().list(&live.prefix).await.expect("list").into_iter().map(|o| o.key).collect();
         assert_eq!(live_keys.len(), 3, "original + 2 variants: {live_keys:?}");
