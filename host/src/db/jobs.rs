@@ -32,9 +32,13 @@ pub struct JobRow {
 
 const COLUMNS: &str = "id, project_id, file_id, kind, status, attempts, error, created_at, updated_at";
 
-/// Milliseconds since the Unix epoch: the queue's clock.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+/// The queue's clock, in epoch milliseconds, read from the database: every node compares times
+/// on one clock (a node whose own clock runs ahead must not take back live jobs).
+fn db_now(db: &Db) -> &'static str {
+    match db {
+        Db::Postgres(_) => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        Db::Sqlite(_) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    }
 }
 
 #[tracing::instrument(skip(db))]
@@ -95,26 +99,15 @@ pub async fn set_status(
 /// Takes the oldest runnable `pending` job for `worker`, or `None` when there is none.
 #[tracing::instrument(skip(db))]
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error> {
-    let now = now_ms();
-    let pick = match db {
-        Db::Postgres(_) => {
-            "SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-        }
-        Db::Sqlite(_) => {
-            "SELECT id FROM jobs WHERE status = 'pending' AND run_after <= $2 ORDER BY run_after, id LIMIT 1"
-        }
-    };
+    let now = db_now(db);
+    let lock = if matches!(db, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
-        "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = $2, attempts = attempts + 1, updated_at = $3
-         WHERE id = ({pick}) RETURNING {COLUMNS}"
+        "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = {now}, attempts = attempts + 1, updated_at = $2
+         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY run_after, id LIMIT 1{lock})
+         RETURNING {COLUMNS}"
     );
     dispatch!(db, |pool| {
-        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-            .bind(worker)
-            .bind(now)
-            .bind(Utc::now())
-            .fetch_optional(pool)
-            .await
+        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql)).bind(worker).bind(Utc::now()).fetch_optional(pool).await
     })
 }
 
@@ -123,13 +116,15 @@ pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error>
 #[tracing::instrument(skip(db))]
 pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
     dispatch!(db, |pool| {
-        sqlx::query("UPDATE jobs SET heartbeat = $1 WHERE id = $2 AND status = 'processing' AND locked_by = $3")
-            .bind(now_ms())
-            .bind(id)
-            .bind(worker)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs SET heartbeat = {} WHERE id = $1 AND status = 'processing' AND locked_by = $2",
+            db_now(db)
+        )))
+        .bind(id)
+        .bind(worker)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
     })
 }
 
@@ -138,24 +133,24 @@ pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Er
 /// kills its worker every time, say) is `failed` instead. Returns how many were touched.
 #[tracing::instrument(skip(db))]
 pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
-    let now = now_ms();
+    let now = db_now(db);
+    let sql = format!(
+        "UPDATE jobs SET
+             status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
+             error = CASE WHEN attempts >= $3
+                 THEN 'gave up: the worker running this job stopped answering on every attempt'
+                 ELSE 'the worker running this job stopped answering; taken back' END,
+             locked_by = NULL, heartbeat = NULL, run_after = {now}, updated_at = $1
+         WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)"
+    );
     dispatch!(db, |pool| {
-        sqlx::query(
-            "UPDATE jobs SET
-                 status = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'pending' END,
-                 error = CASE WHEN attempts >= $4
-                     THEN 'gave up: the worker running this job stopped answering on every attempt'
-                     ELSE 'the worker running this job stopped answering; taken back' END,
-                 locked_by = NULL, heartbeat = NULL, run_after = $1, updated_at = $2
-             WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < $3)",
-        )
-        .bind(now)
-        .bind(Utc::now())
-        .bind(now - stale_ms)
-        .bind(max_attempts)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Utc::now())
+            .bind(stale_ms)
+            .bind(max_attempts)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
     })
 }
 
@@ -179,23 +174,25 @@ pub async fn finish(db: &Db, id: Uuid, worker: &str, status: &str, error: Option
     })
 }
 
-/// Hands `worker`'s job back to the queue to run again at `run_after` (epoch ms), keeping the
-/// reason. False when the worker no longer holds it.
+/// Hands `worker`'s job back to the queue to run again in `delay_ms`, keeping the reason.
+/// False when the worker no longer holds it.
 #[tracing::instrument(skip(db, error))]
-pub async fn retry_later(db: &Db, id: Uuid, worker: &str, run_after: i64, error: &str) -> Result<bool, sqlx::Error> {
+pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE jobs SET status = 'pending', error = $1, run_after = {} + $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
+         WHERE id = $4 AND status = 'processing' AND locked_by = $5",
+        db_now(db)
+    );
     dispatch!(db, |pool| {
-        sqlx::query(
-            "UPDATE jobs SET status = 'pending', error = $1, run_after = $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
-             WHERE id = $4 AND status = 'processing' AND locked_by = $5",
-        )
-        .bind(super::clip(error))
-        .bind(run_after)
-        .bind(Utc::now())
-        .bind(id)
-        .bind(worker)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(super::clip(error))
+            .bind(delay_ms)
+            .bind(Utc::now())
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
     })
 }
 
@@ -204,7 +201,7 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, run_after: i64, error:
 #[tracing::instrument(skip(db))]
 pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let now = Utc::now();
-    dispatch!(db, |pool| {
+    let inserted = dispatch!(db, |pool| {
         sqlx::query(
             "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at)
              SELECT $1, 'cleanup', 'pending', 0, $2, $2
@@ -216,17 +213,24 @@ pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sql
         .execute(pool)
         .await
         .map(|r| r.rows_affected() == 1)
-    })
+    });
+    match inserted {
+        // Another worker enqueued one at the same moment (the unique index of 0003 said no).
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        other => other,
+    }
 }
 
 /// Pending jobs runnable now: the queue's depth.
 #[tracing::instrument(skip(db))]
 pub async fn queue_depth(db: &Db) -> Result<i64, sqlx::Error> {
     dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND run_after <= $1")
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND run_after <= {}",
+            db_now(db)
+        )))
+        .fetch_one(pool)
+        .await
     })
 }
 

@@ -190,9 +190,8 @@ impl Worker {
             }
             Err(transient) => {
                 let delay = settings.backoff(job.attempts);
-                let at = jobs::now_ms() + delay.as_millis() as i64;
                 let why = format!("{transient}; retrying in {delay:?}");
-                (jobs::retry_later(db, job.id, me, at, &why).await?, Ran::Retrying(why))
+                (jobs::retry_later(db, job.id, me, delay.as_millis() as i64, &why).await?, Ran::Retrying(why))
             }
         };
         Ok(if held { ran } else { Ran::Lost })

@@ -231,7 +231,14 @@ async fn permanent_deletion_cancels_the_projects_jobs(db: DbKind) {
 async fn the_cleanup_is_scheduled_once_a_day_and_runs_through_the_queue(db: DbKind) {
     let app = TestApp::spawn(db, StoreKind::Filesystem).await;
     let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
-    assert!(jobs::schedule_cleanup(&app.state.db, day_ago).await.expect("schedule"));
+    // Workers starting together all try at once: exactly one cleanup is enqueued.
+    let tries: Vec<bool> =
+        futures_util::future::join_all((0..8).map(|_| jobs::schedule_cleanup(&app.state.db, day_ago)))
+            .await
+            .into_iter()
+            .map(|r| r.expect("schedule"))
+            .collect();
+    assert_eq!(tries.iter().filter(|t| **t).count(), 1, "{tries:?}");
     assert!(!jobs::schedule_cleanup(&app.state.db, day_ago).await.expect("schedule"), "one is already waiting");
     assert_eq!(drain(&app).await, 1);
     assert!(!jobs::schedule_cleanup(&app.state.db, day_ago).await.expect("schedule"), "one ran within the day");
