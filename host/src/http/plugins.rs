@@ -3,7 +3,7 @@
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::Json;
 use super::extract::Path;
-use super::upload::{drain, next_part, refused};
+use super::upload::{answer_or_refuse, next_part, refused};
 use crate::auth::{CurrentUser, RequireAdmin};
 use crate::db::plugins::{self, PluginRow};
 use crate::error::ErrorBody;
@@ -113,18 +113,13 @@ async fn upload_plugin(
             )));
         }
     };
-    // Refusals read on a little first: a client still sending would otherwise never see them.
+    // Refusals (a non-admin included) read on a little first: a client still sending would
+    // otherwise never see them.
     let answer = match admin {
-        Ok(_) => receive(&state, &mut multipart).await,
+        Ok(_) => receive(&state, &mut multipart).await.map(|row| (StatusCode::CREATED, Json(PluginView::from(row)))),
         Err(e) => Err(e),
     };
-    match answer {
-        Ok(row) => (StatusCode::CREATED, Json(PluginView::from(row))).into_response(),
-        Err(e) => {
-            drain(&mut multipart).await;
-            refused(e)
-        }
-    }
+    answer_or_refuse(&mut multipart, answer).await
 }
 
 async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<PluginRow> {

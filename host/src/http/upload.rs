@@ -85,10 +85,17 @@ async fn receive(
         Ok(multipart) => multipart,
         Err(e) => return refused(AppError::BadRequest(format!("malformed multipart body: {}", e.body_text()))),
     };
-    match receive_inner(&state, key, kind, &mut multipart).await {
-        Ok(created) => created.into_response(),
+    let answer = receive_inner(&state, key, kind, &mut multipart).await;
+    answer_or_refuse(&mut multipart, answer).await
+}
+
+/// The answer of a multipart handler; a refusal reads on a little first (see [`drain`]) and
+/// closes the connection (see [`refused`]).
+pub(crate) async fn answer_or_refuse(multipart: &mut Multipart, answer: AppResult<impl IntoResponse>) -> Response {
+    match answer {
+        Ok(answer) => answer.into_response(),
         Err(e) => {
-            drain(&mut multipart).await;
+            drain(multipart).await;
             refused(e)
         }
     }

@@ -39,6 +39,18 @@ pub enum Ran {
     Lost,
 }
 
+impl Ran {
+    /// The outcome's name, for the log line and the metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Ran::Completed => "completed",
+            Ran::Failed(_) => "failed",
+            Ran::Retrying(_) => "retrying",
+            Ran::Lost => "lost",
+        }
+    }
+}
+
 /// The workers of one process.
 #[derive(Clone)]
 pub struct Worker {
@@ -96,33 +108,16 @@ impl Worker {
         // taken back after the stale limit and runs again.
         let ran = self.record(&job, &me, result).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        crate::metrics::job_run(
-            &job.kind,
-            match ran {
-                Ran::Completed => "completed",
-                Ran::Failed(_) => "failed",
-                Ran::Retrying(_) => "retrying",
-                Ran::Lost => "lost",
-            },
-        );
+        crate::metrics::job_run(&job.kind, ran.label());
         let project = job.project_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let (kind, id, attempt, res) = (&job.kind, job.id, job.attempts, ran.label());
         match &ran {
-            Ran::Failed(why) | Ran::Retrying(why) => tracing::warn!(
-                "Jobs | {} {} | project={project} attempt={} {ms:.1}ms {why} | res={ran:?}",
-                job.kind,
-                job.id,
-                job.attempts
-            ),
-            _ => tracing::info!(
-                "Jobs | {} {} | project={project} attempt={} {ms:.1}ms | res={}",
-                job.kind,
-                job.id,
-                job.attempts,
-                match ran {
-                    Ran::Completed => "completed",
-                    _ => "lost",
-                }
-            ),
+            Ran::Failed(why) | Ran::Retrying(why) => {
+                tracing::warn!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why} | res={res}")
+            }
+            Ran::Completed | Ran::Lost => {
+                tracing::info!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms | res={res}")
+            }
         }
         Ok(Some((job, ran)))
     }

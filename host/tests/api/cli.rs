@@ -195,9 +195,16 @@ fn openapi_prints_the_spec_and_every_command_has_help() {
 
 /// `mbk-host superuser --password-stdin` with `password` on standard input.
 fn superuser(cwd: &std::path::Path, username: &str, password: &str) -> std::process::Output {
+    let mut cmd = bare(cwd);
+    cmd.arg("superuser");
+    superuser_with(cmd, username, password)
+}
+
+/// [`superuser`] through `cmd` (the binary and `superuser`, with its environment).
+pub(crate) fn superuser_with(mut cmd: Command, username: &str, password: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = bare(cwd)
-        .args(["superuser", "--username", username, "--password-stdin"])
+    let mut child = cmd
+        .args(["--username", username, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,12 +9,12 @@
 //! S3 (Garage) when the test environment has it, the filesystem otherwise.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cli::{Running, bare, free_port, post, wait_until_up};
+use crate::cli::{Running, bare, free_port, post, superuser_with, wait_until_up};
 use crate::helpers::{DbKind, PgTestDb, StoreKind, TEST_JWT_SECRET, chunks, fixture, multipart_body, test_config};
 
 const PASSWORD: &str = "crash-test-password";
@@ -85,17 +85,7 @@ impl Cluster {
 
     /// A su user, a project with `settings()` and a key for it: `(key, project prefix)`.
     async fn tenant(&self) -> (String, String) {
-        let mut child = self
-            .command("superuser")
-            .args(["--username", "root", "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("superuser");
-        use std::io::Write;
-        child.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("password");
-        let out = child.wait_with_output().expect("superuser");
+        let out = superuser_with(self.command("superuser"), "root", PASSWORD);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let (status, login) =
             post(&self.client, &self.base, "/auth/login", None, json!({"username": "root", "password": PASSWORD}))
