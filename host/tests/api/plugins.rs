@@ -273,10 +273,50 @@ fn the_example_third_party_plugin_renders_sepia() {
     assert_eq!(png.dimensions(), (200, 150));
     let warm = png.pixels().filter(|p| p.0[0] >= p.0[1] && p.0[1] >= p.0[2]).count();
     assert!(warm as f64 > 0.95 * 200.0 * 150.0, "sepia tones: r >= g >= b almost everywhere ({warm} of 30000)");
+    // A third-party component encodes inside the sandbox (the pure-Rust WebP encoder).
+    let webp = engine
+        .render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[spec(Some(120), None, Fit::Contain, Format::Webp)])
+        .expect("renders");
+    let webp = &webp[0].as_ref().expect("rendered").bytes;
+    assert_eq!(image::guess_format(webp).expect("a format"), image::ImageFormat::WebP);
+    assert_eq!(image::load_from_memory(webp).expect("decodes").width(), 120);
     let mut bad = spec(Some(10), Some(10), Fit::Cover, Format::Png);
     bad.params = vec![("strength".into(), "2".into())];
     assert!(matches!(
         engine.render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[bad]),
         Err(PluginFailure::Render(RenderError::InvalidSpec(_)))
     ));
+}
+
+#[test]
+fn a_call_finding_every_sandbox_busy_is_told_so_and_the_next_one_works() {
+    let mut one = settings(64, Duration::from_secs(2));
+    one.instances = 1;
+    let renderer = Arc::new(Renderer::new(PipelineEngine::Wasm, one).expect("renderer"));
+    let hostile = renderer.plugins().load(&test_plugin(env!("MBK_TEST_HOSTILE_WASM"))).expect("a valid component");
+    let input = fixture("photo.gif");
+    let small = [spec(Some(8), Some(8), Fit::Cover, Format::Png)];
+
+    // The only sandbox spins until its deadline; a call meanwhile finds none free. (Should the
+    // second call win the slot, the spinning one is the refused one: try again.)
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let spinning = {
+            let (renderer, hostile, input) = (Arc::clone(&renderer), hostile.clone(), input.clone());
+            std::thread::spawn(move || renderer.render_with(&hostile, &input, MAX_PIXELS, &[with_mode("loop")]))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let second = renderer.render_standard(&input, MAX_PIXELS, &small).map(|_| ());
+        let first = spinning.join().expect("joins").map(|_| ());
+        if let (Err(PluginFailure::Timeout(_)), Err(refused)) = (&first, &second) {
+            assert!(matches!(refused, PluginFailure::Busy(_)), "{refused:?}");
+            assert!(refused.is_transient(), "worth a retry, not a failed variant");
+            seen.clear();
+            break;
+        }
+        seen.push((first, second));
+    }
+    assert!(seen.is_empty(), "never saw a call refused while the only sandbox spun: {seen:?}");
+    let fine = renderer.render_standard(&input, MAX_PIXELS, &small).expect("a free sandbox again");
+    assert!(fine[0].is_ok());
 }

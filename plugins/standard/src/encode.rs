@@ -1,5 +1,5 @@
-//! Encoding: WebP (lossy, pure-Rust VP8), AVIF (ravif/rav1e), JPEG and PNG (image). Nothing of
-//! the source's metadata is written.
+//! Encoding: WebP (lossy: libwebp in native builds, the pure-Rust VP8 encoder in wasm), AVIF
+//! (ravif/rav1e), JPEG and PNG (image). Nothing of the source's metadata is written.
 
 use image::ImageEncoder;
 
@@ -82,6 +82,11 @@ pub fn encode_builtin(
             .write_image(pixels, width, height, color)
             .map_err(|e| failed("PNG", &e))?;
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        Format::Webp => {
+            out = crate::libwebp::encode(pixels, width, height, has_alpha, quality).map_err(|e| failed("WebP", &e))?;
+        }
+        #[cfg(target_arch = "wasm32")]
         Format::Webp => {
             let mut encoder = image_webp::WebPEncoder::new(&mut out);
             let mut params = image_webp::EncoderParams::default();

@@ -7,12 +7,15 @@
 //! exporting the `mbk:plugin` world (the thin `component/` crate beside this one, which only
 //! translates between the WIT types and these).
 //!
-//! Everything here is pure Rust so that both builds are the same code.
+//! Everything here is pure Rust so that both builds are the same code, but one: native builds
+//! encode WebP with libwebp (C), wasm builds with a pure-Rust encoder (see `encode`).
 
 pub mod decode;
 pub mod encode;
 pub mod exif;
 pub mod geometry;
+#[cfg(not(target_arch = "wasm32"))]
+mod libwebp;
 
 use fast_image_resize as fr;
 
