@@ -112,15 +112,46 @@ pub async fn latest(db: &Db, name: &str) -> Result<Option<PluginRow>, sqlx::Erro
     dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await)
 }
 
-/// Removes a (non-builtin) plugin's row. False when there was none.
+/// What [`delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Yes,
+    /// No such registered (non-builtin) plugin.
+    NotFound,
+    /// Kept: it is the last version of its name and `keep_last` was asked.
+    LastOfName,
+}
+
+/// Deletes registered plugin `id` (named `name`). With `keep_last`, only while another version
+/// of the name stays registered: the check and the delete are one step per name (a per-name
+/// advisory lock on PostgreSQL; SQLite runs one writer at a time), so two concurrent deletes of
+/// the last two versions cannot both pass.
 #[tracing::instrument(skip(db))]
-pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query("DELETE FROM plugins WHERE id = $1 AND builtin = FALSE")
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
+pub async fn delete(db: &Db, id: Uuid, name: &str, keep_last: bool) -> Result<Deleted, sqlx::Error> {
+    const DELETE: &str = "DELETE FROM plugins WHERE id = $1 AND builtin = FALSE
+         AND (NOT $2 OR EXISTS (SELECT 1 FROM plugins o WHERE o.name = $3 AND o.id <> $1))";
+    let deleted = match db {
+        Db::Sqlite(pool) => {
+            sqlx::query(DELETE).bind(id).bind(keep_last).bind(name).execute(pool).await?.rows_affected() == 1
+        }
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mbk:plugin-name:' || $1))")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            let done =
+                sqlx::query(DELETE).bind(id).bind(keep_last).bind(name).execute(&mut *tx).await?.rows_affected() == 1;
+            tx.commit().await?;
+            done
+        }
+    };
+    if deleted {
+        return Ok(Deleted::Yes);
+    }
+    Ok(match find(db, id).await? {
+        Some(row) if !row.builtin && row.name == name => Deleted::LastOfName,
+        _ => Deleted::NotFound,
     })
 }
 

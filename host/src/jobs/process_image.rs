@@ -39,6 +39,9 @@ pub enum Transient {
     Database(#[from] sqlx::Error),
     #[error("the job ran past its limit of {0:?}")]
     TimedOut(std::time::Duration),
+    /// Every plugin sandbox of this process was in use.
+    #[error("{0}")]
+    Busy(String),
 }
 
 fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
@@ -135,6 +138,9 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
             }
         };
         match results {
+            // No sandbox free: not the input's fault nor the plugin's; the job runs again later
+            // (variants rendered so far stay ready and are not rendered again).
+            Err(busy) if busy.is_transient() => return Err(Transient::Busy(busy.to_string())),
             Err(whole) => {
                 for (variant, _) in &work {
                     files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;

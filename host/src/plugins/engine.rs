@@ -57,6 +57,17 @@ pub enum PluginFailure {
     Render(RenderError),
     #[error("invalid plugin: {0}")]
     Invalid(String),
+    /// Every sandbox slot of this process is in use: nothing is wrong with the plugin or the
+    /// input, the call is worth repeating later.
+    #[error("every plugin sandbox of this process is busy: {0}")]
+    Busy(String),
+}
+
+impl PluginFailure {
+    /// Whether the same call may succeed later (nothing was wrong with the plugin or the input).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PluginFailure::Busy(_))
+    }
 }
 
 /// A component compiled and linked, ready to instantiate in microseconds.
@@ -337,6 +348,9 @@ impl PluginEngine {
 
     /// Turns a wasmtime error of a call into the reason a person can act on.
     fn failure(&self, store: &Store<HostState>, stderr: &MemoryOutputPipe, e: wasmtime::Error) -> PluginFailure {
+        if let Some(limit) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+            return PluginFailure::Busy(limit.to_string());
+        }
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
             if *trap == wasmtime::Trap::Interrupt {
                 return PluginFailure::Timeout(self.settings.timeout);

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{CompiledPlugin, PluginEngine, PluginFailure, WORLD};
-use crate::db::plugins::{self, NewPlugin, PluginRow};
+use crate::db::plugins::{self, Deleted, NewPlugin, PluginRow};
 use crate::db::projects;
 use crate::projects::service::Project;
 use crate::projects::settings::STANDARD_PLUGIN;
@@ -76,6 +76,9 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
     match checked {
         Ok(_) => {}
         Err(PluginFailure::Invalid(why)) => return Err(AppError::InvalidPlugin(why)),
+        Err(busy @ PluginFailure::Busy(_)) => {
+            return Err(AppError::Unavailable { message: "every plugin sandbox is busy; retry later".into(), cause: Some(busy.to_string()) });
+        }
         Err(other) => return Err(AppError::InvalidPlugin(format!("calling info() failed: {other}"))),
     }
     let key = plugin_key(&sha256);
@@ -101,19 +104,19 @@ pub async fn delete(state: &AppState, id: Uuid) -> AppResult<()> {
     if row.builtin {
         return Err(AppError::Forbidden("the builtin plugin cannot be deleted".into()));
     }
-    if plugins::count_named(&state.db, &row.name).await? == 1 {
-        let users = projects_naming(state, &row.name).await?;
-        if !users.is_empty() {
+    // A name some project uses keeps its last version (the check and the delete are one step).
+    let users = projects_naming(state, &row.name).await?;
+    match plugins::delete(&state.db, id, &row.name, !users.is_empty()).await? {
+        Deleted::Yes => {}
+        Deleted::NotFound => return Err(AppError::not_found("plugin", id)),
+        Deleted::LastOfName => {
             return Err(AppError::conflict(format!(
-                "plugin {:?} is named by the settings of {} project(s), e.g. {}",
+                "plugin {:?} is named by the settings of {} project(s), e.g. {}, and this is its last version",
                 row.name,
                 users.len(),
                 users[0]
             )));
         }
-    }
-    if !plugins::delete(&state.db, id).await? {
-        return Err(AppError::not_found("plugin", id));
     }
     // Row first: an object left behind (store down) is an orphan the cleanup removes.
     if let Some(key) = &row.storage_key

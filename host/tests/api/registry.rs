@@ -7,7 +7,7 @@ use sha2::Digest;
 
 use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests, drain, fixture, matrix_tests};
 
-db_tests!(registry_lists_registers_refuses_and_deletes);
+db_tests!(registry_lists_registers_refuses_and_deletes, concurrent_deletes_keep_the_last_version_a_project_uses);
 mod render {
     use super::*;
     matrix_tests!(a_variant_renders_through_a_registered_plugin_and_never_falls_back);
@@ -237,4 +237,40 @@ async fn a_variant_renders_through_a_registered_plugin_and_never_falls_back(db: 
         jobs["items"][0]["error"].as_str().is_some_and(|e| e.starts_with("1 variant(s) failed: broken:")),
         "{jobs}"
     );
+}
+
+async fn concurrent_deletes_keep_the_last_version_a_project_uses(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let (_, su) = app.user_with_token("root", Role::Su).await;
+    let mut version = 0;
+    let mut register_next = async || {
+        version += 1;
+        let created = register(&app, &su, Some(sepia()), Some("sepia"), Some(&format!("{version}.0.0"))).await;
+        assert_eq!(created.status(), 201);
+        created.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned()
+    };
+    let mut ids = vec![register_next().await, register_next().await];
+    let settings = json!({"variants": [{"name": "toned", "width": 64, "height": 64, "fit": "cover", "format": "png", "quality": 90, "plugin": "sepia"}]});
+    let project = app.post_json("/projects", Some(&su), &json!({"name": "uses sepia", "settings": settings})).await;
+    assert_eq!(project.status(), 201);
+
+    for round in 0..4 {
+        // Every version of the name at once: exactly one may stay.
+        let (app, su) = (&app, &su);
+        let deletes = ids.iter().map(|id| async move { app.delete_as(&format!("/plugins/{id}"), Some(su)).await });
+        let mut statuses: Vec<u16> =
+            futures_util::future::join_all(deletes).await.into_iter().map(|r| r.status().as_u16()).collect();
+        statuses.sort();
+        let mut expected = vec![204; ids.len() - 1];
+        expected.push(409);
+        assert_eq!(statuses, expected, "round {round}");
+        let left: Vec<String> = list(&app, &su)
+            .await
+            .into_iter()
+            .filter(|p| p["name"] == "sepia")
+            .map(|p| p["id"].as_str().expect("id").to_owned())
+            .collect();
+        assert_eq!(left.len(), 1, "round {round}: one version stays for the project: {left:?}");
+        ids = vec![left[0].clone(), register_next().await, register_next().await];
+    }
 }
