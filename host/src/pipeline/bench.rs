@@ -79,8 +79,9 @@ fn time_render(renderer: &Renderer, input: &[u8], specs: &[Spec], runs: usize) -
     Ok(median(samples))
 }
 
-/// Median time of `runs` runs of `vipsthumbnail` with `args`, or `None` when it is not installed.
-fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<Duration> {
+/// Median time of `runs` runs of `vipsthumbnail` with `args` and the size of what it wrote, or
+/// `None` when it is not installed.
+fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<(Duration, u64)> {
     let out = std::env::temp_dir().join(format!("mbk-bench-{}.webp", std::process::id()));
     let target = format!("{}[Q=80,strip]", out.display());
     let mut samples = Vec::new();
@@ -93,8 +94,28 @@ fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<Duration> {
         }
         samples.push(started.elapsed());
     }
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(out);
-    Some(median(samples))
+    Some((median(samples), size))
+}
+
+/// What `vipsthumbnail` costs before any work: its median time on a 16x16 image.
+fn vips_start_up(runs: usize) -> Option<Duration> {
+    let tiny = std::env::temp_dir().join(format!("mbk-bench-tiny-{}.png", std::process::id()));
+    let png = mbk_standard::encode::encode_builtin(&[0; 16 * 16 * 3], 16, 16, false, mbk_standard::Format::Png, 80).ok()?;
+    std::fs::write(&tiny, png).ok()?;
+    let timed = time_vips(&tiny, &["-s", "8x"], runs.max(5));
+    let _ = std::fs::remove_file(tiny);
+    timed.map(|(d, _)| d)
+}
+
+/// Median time of `runs` renders of one spec and the size of its output.
+fn time_one(renderer: &Renderer, input: &[u8], spec: &Spec, runs: usize) -> anyhow::Result<(Duration, u64)> {
+    let one = std::slice::from_ref(spec);
+    let time = time_render(renderer, input, one, runs)?;
+    let out = renderer.render_standard(input, MAX_PIXELS, one).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let size = out.into_iter().next().and_then(|r| r.ok()).map(|r| r.bytes.len() as u64).unwrap_or(0);
+    Ok((time, size))
 }
 
 /// Runs the benchmark and returns the report (Markdown).
@@ -112,9 +133,9 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
     )?;
     writeln!(
         report,
-        "| image | pixels | native ms | wasm ms | wasm/native | thumb native/wasm/vips ms | medium native/wasm/vips ms |"
+        "| image | pixels | native ms | wasm ms | wasm/native | thumb native/wasm/vips ms | medium native/wasm/vips ms | medium KiB ours/vips |"
     )?;
-    writeln!(report, "|---|---|---|---|---|---|---|")?;
+    writeln!(report, "|---|---|---|---|---|---|---|---|")?;
     let (mut total_native, mut total_wasm) = (Duration::ZERO, Duration::ZERO);
     let (mut peak_native, mut peak_wasm) = (0f64, 0f64);
     for file in &files {
@@ -129,19 +150,26 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
         total_native += n;
         total_wasm += w;
         let mut single = Vec::new();
+        let mut sizes = String::new();
         for (i, vips_args) in [(0, &["-s", "150x150", "--smartcrop", "centre"][..]), (1, &["-s", "800x"][..])] {
-            let one = std::slice::from_ref(&set[i]);
-            let vips = time_vips(file, vips_args, runs).map(|d| format!("{:.0}", ms(d))).unwrap_or_else(|| "–".into());
+            let (native_time, _) = time_one(&native, &input, &set[i], runs)?;
+            let (wasm_time, ours) = time_one(&wasm, &input, &set[i], runs)?;
+            let vips = time_vips(file, vips_args, runs);
             single.push(format!(
-                "{:.0} / {:.0} / {vips}",
-                ms(time_render(&native, &input, one, runs)?),
-                ms(time_render(&wasm, &input, one, runs)?)
+                "{:.0} / {:.0} / {}",
+                ms(native_time),
+                ms(wasm_time),
+                vips.map(|(d, _)| format!("{:.0}", ms(d))).unwrap_or_else(|| "–".into())
             ));
+            if i == 1 {
+                let theirs = vips.map(|(_, b)| format!("{:.1}", b as f64 / 1024.0)).unwrap_or_else(|| "–".into());
+                sizes = format!("{:.1} / {theirs}", ours as f64 / 1024.0);
+            }
         }
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
         writeln!(
             report,
-            "| {name} | {size} | {:.0} | {:.0} | {:.2}x | {} | {} |",
+            "| {name} | {size} | {:.0} | {:.0} | {:.2}x | {} | {} | {sizes} |",
             ms(n),
             ms(w),
             w.as_secs_f64() / n.as_secs_f64(),
@@ -158,6 +186,13 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
         count / total_wasm.as_secs_f64(),
         total_wasm.as_secs_f64() / total_native.as_secs_f64()
     )?;
+    if let Some(start) = vips_start_up(runs) {
+        writeln!(
+            report,
+            "vipsthumbnail's own start-up (a 16x16 image, included in its columns): {:.0} ms.",
+            ms(start)
+        )?;
+    }
     if let Some(component) = wasm.standard_component() {
         let per = wasm.plugins().instantiation_cost(component, 1000).map_err(|e| anyhow::anyhow!("{e}"))?;
         writeln!(
