@@ -102,7 +102,8 @@ fn time_vips(image: &Path, args: &[&str], runs: usize) -> Option<(Duration, u64)
 /// What `vipsthumbnail` costs before any work: its median time on a 16x16 image.
 fn vips_start_up(runs: usize) -> Option<Duration> {
     let tiny = std::env::temp_dir().join(format!("mbk-bench-tiny-{}.png", std::process::id()));
-    let png = mbk_standard::encode::encode_builtin(&[0; 16 * 16 * 3], 16, 16, false, mbk_standard::Format::Png, 80).ok()?;
+    let png =
+        mbk_standard::encode::encode_builtin(&[0; 16 * 16 * 3], 16, 16, false, mbk_standard::Format::Png, 80).ok()?;
     std::fs::write(&tiny, png).ok()?;
     let timed = time_vips(&tiny, &["-s", "8x"], runs.max(5));
     let _ = std::fs::remove_file(tiny);

@@ -77,7 +77,10 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
         Ok(_) => {}
         Err(PluginFailure::Invalid(why)) => return Err(AppError::InvalidPlugin(why)),
         Err(busy @ PluginFailure::Busy(_)) => {
-            return Err(AppError::Unavailable { message: "every plugin sandbox is busy; retry later".into(), cause: Some(busy.to_string()) });
+            return Err(AppError::Unavailable {
+                message: "every plugin sandbox is busy; retry later".into(),
+                cause: Some(busy.to_string()),
+            });
         }
         Err(other) => return Err(AppError::InvalidPlugin(format!("calling info() failed: {other}"))),
     }

@@ -264,7 +264,7 @@ async fn concurrent_deletes_keep_the_last_version_a_project_uses(db: DbKind) {
         let mut expected = vec![204; ids.len() - 1];
         expected.push(409);
         assert_eq!(statuses, expected, "round {round}");
-        let left: Vec<String> = list(&app, &su)
+        let left: Vec<String> = list(app, su)
             .await
             .into_iter()
             .filter(|p| p["name"] == "sepia")

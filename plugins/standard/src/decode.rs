@@ -1,6 +1,6 @@
 //! Decoding: JPEG through `jpeg-decoder` (so it can decode at 1/2, 1/4 or 1/8 scale by DCT
-//! scaling when the variants are much smaller: libvips' shrink-on-load), everything else through
-//! `image`. EXIF orientation is applied, 16-bit is reduced to 8-bit, CMYK becomes RGB, pixels
+//! scaling when the variants are much smaller: libvips' shrink-on-load), AVIF through `rav1d`
+//! (see `avif`), everything else through `image`. EXIF orientation is applied, 16-bit is reduced to 8-bit, CMYK becomes RGB, pixels
 //! tagged with an RGB ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto…) are
 //! converted to sRGB (moxcms; the output carries no profile, so browsers read it as sRGB), and an
 //! alpha channel is kept only when some pixel is not opaque.
@@ -33,11 +33,16 @@ pub type ScaleNeed<'a> = &'a dyn Fn(u32, u32) -> Option<f64>;
 /// decode scale).
 pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Decoded, (u32, u32)), RenderError> {
     let format = image::guess_format(input)
-        .map_err(|_| RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF or TIFF image".into()))?;
+        .map_err(|_| RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF, TIFF or AVIF image".into()))?;
     let ((image, icc), full) = match format {
         ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
             let decoded = decode_other(input, format, max_pixels)?;
+            let full = (decoded.0.width(), decoded.0.height());
+            (decoded, full)
+        }
+        ImageFormat::Avif => {
+            let decoded = crate::avif::decode_avif(input, max_pixels)?;
             let full = (decoded.0.width(), decoded.0.height());
             (decoded, full)
         }
