@@ -1,5 +1,5 @@
-//! AVIF still images: `avif-parse` 2.1.0 extracts the AV1 payloads (primary item, alpha item),
-//! `rav1d` 1.1.0 (pure-Rust dav1d, no assembly) decodes them on this thread, and the pictures become
+//! AVIF still images, decoded only in wasm builds (see `decode`; unit tests run it natively):
+//! `avif-parse` 2.1.0 extracts the AV1 payloads (primary item, alpha item), `rav1d` 1.1.0 (pure-Rust dav1d, no assembly) decodes them on this thread, and the pictures become
 //! RGB8 / RGBA8. `ispe`, `colr`, `irot`, `imir`, which avif-parse 2.1.0 does not expose, come from a
 //! small walk of the `meta` box. Unsafe code: rav1d's only public API is dav1d's C API, so calling it
 //! and reading its pictures needs `unsafe`; each block says why it holds, and `Drop` guards release
@@ -140,7 +140,14 @@ fn primary_props(file: &[u8]) -> Option<Props> {
             }
         }
     }
-    let (pitm, mut c, mut props) = (pitm?, Cur(ipma?), Props::default());
+    let (pitm, mut props) = (pitm?, Props::default());
+    // A malformed entry ends the walk but keeps what was read before it.
+    let _ = read_associations(&mut Cur(ipma?), pitm, &ipco, &mut props);
+    Some(props)
+}
+
+/// Reads the `ipma` entries of item `pitm` into `props`; `None` at the first malformed entry.
+fn read_associations(c: &mut Cur<'_>, pitm: u32, ipco: &[(&[u8], &[u8])], props: &mut Props) -> Option<()> {
     let version_flags = c.uint(4)?;
     let (id_len, wide) = (if version_flags >> 24 == 0 { 2 } else { 4 }, version_flags & 1 == 1);
     for _ in 0..c.uint(4)? {
@@ -150,20 +157,24 @@ fn primary_props(file: &[u8]) -> Option<Props> {
             let property = index.checked_sub(1).and_then(|i| ipco.get(i)).filter(|_| item == pitm);
             let Some(&(kind, body)) = property else { continue };
             let mut b = Cur(body);
-            match kind {
-                b"ispe" => props.ispe = Some((b.uint(4).and(b.uint(4))?, b.uint(4)?)), // after version+flags
-                b"colr" => match b.take(4)? {
-                    b"prof" | b"rICC" => props.icc = Some(b.0.to_vec()),
-                    b"nclx" => props.nclx = Some((b.uint(4).and(b.uint(2))?, b.uint(1)? & 0x80 != 0)), // after cp, tc
+            // A malformed property is skipped, not fatal to the others.
+            let _ = (|| -> Option<()> {
+                match kind {
+                    b"ispe" => props.ispe = Some((b.uint(4).and(b.uint(4))?, b.uint(4)?)), // after version+flags
+                    b"colr" => match b.take(4)? {
+                        b"prof" | b"rICC" => props.icc = Some(b.0.to_vec()),
+                        b"nclx" => props.nclx = Some((b.uint(4).and(b.uint(2))?, b.uint(1)? & 0x80 != 0)), // after cp, tc
+                        _ => {}
+                    },
+                    b"irot" => props.irot = b.uint(1)? as u8 & 3,
+                    b"imir" => props.imir = Some(b.uint(1)? as u8 & 1),
                     _ => {}
-                },
-                b"irot" => props.irot = b.uint(1)? as u8 & 3,
-                b"imir" => props.imir = Some(b.uint(1)? as u8 & 1),
-                _ => {}
-            }
+                }
+                Some(())
+            })();
         }
     }
-    Some(props)
+    Some(())
 }
 
 /// Closes the decoder; `dav1d_close` takes the context out of the option, so `None` is a no-op.
@@ -229,7 +240,9 @@ fn decode_item<T>(
     unsafe { dav1d_default_settings(NonNull::from(&mut settings).cast()) };
     // SAFETY: fully initialised just above.
     let mut s = unsafe { settings.assume_init() };
-    s.n_threads = 1; // one task context and no worker thread (lib.rs:150-160, 258-269)
+    // Load-bearing: one task context and no worker thread (lib.rs:150-160, 258-269). With workers,
+    // `dav1d_close` only signals them, and one could still read the borrowed input afterwards.
+    s.n_threads = 1;
     s.max_frame_delay = 1; // one frame context
     s.apply_grain = 1;
     s.operating_point = 0;
@@ -400,6 +413,10 @@ fn to_rgb(p: &Planes<'_>, mc: u32, full: bool, alpha: Option<&[u8]>, premultipli
             let rgb = match p.ss {
                 None => [l; 3],
                 Some((sx, _)) if mc == 0 => [norm.luma(v[x >> sx]), l, norm.luma(u[x >> sx])], // GBR
+                Some((sx, _)) if mc == 8 => {
+                    let (cg, co) = (norm.chroma(u[x >> sx]), norm.chroma(v[x >> sx])); // YCgCo
+                    [l - cg + co, l + cg, l - cg - co]
+                }
                 Some((sx, _)) => {
                     let (cb, cr) = (norm.chroma(u[x >> sx]), norm.chroma(v[x >> sx]));
                     [l + r_v * cr, l - g_u * cb - g_v * cr, l + b_u * cb]

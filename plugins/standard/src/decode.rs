@@ -41,10 +41,19 @@ pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Dec
             let full = (decoded.0.width(), decoded.0.height());
             (decoded, full)
         }
+        #[cfg(target_arch = "wasm32")]
         ImageFormat::Avif => {
             let decoded = crate::avif::decode_avif(input, max_pixels)?;
             let full = (decoded.0.width(), decoded.0.height());
             (decoded, full)
+        }
+        // rav1d meets some malformed streams with a panic, and a panic through its `extern "C"`
+        // API aborts the process: only inside the sandbox is that a mere trap.
+        #[cfg(not(target_arch = "wasm32"))]
+        ImageFormat::Avif => {
+            return Err(RenderError::UnsupportedInput(
+                "AVIF images are decoded only inside the WebAssembly sandbox (the wasm engine)".into(),
+            ));
         }
         other => {
             return Err(RenderError::UnsupportedInput(format!("{other:?} images are not decoded by {}", crate::NAME)));

@@ -10,6 +10,7 @@
 //! Everything here is pure Rust so that both builds are the same code, but one: native builds
 //! encode WebP with libwebp (C), wasm builds with a pure-Rust encoder (see `encode`).
 
+#[cfg(any(target_arch = "wasm32", test))]
 mod avif;
 pub mod decode;
 pub mod encode;
