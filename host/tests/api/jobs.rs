@@ -10,7 +10,8 @@ use crate::helpers::{DbKind, StoreKind, TestApp, drain, fixture, matrix_tests, r
 matrix_tests!(
     an_upload_gets_every_variant_at_its_exact_size,
     a_rerun_changes_nothing,
-    an_undecodable_image_fails_its_variants
+    an_undecodable_image_fails_its_variants,
+    an_avif_upload_with_alpha_gets_its_variants
 );
 
 /// Uploads, drains the queue (exactly the upload's job runs), and returns the file id and the
@@ -288,4 +289,26 @@ mod sync {
         )
         .await;
     }
+}
+
+async fn an_avif_upload_with_alpha_gets_its_variants(db: DbKind, store: StoreKind) {
+    let app = TestApp::spawn(db, store).await;
+    let settings = json!({"variants": [
+        {"name": "thumbnail", "width": 150, "height": 150, "fit": "cover", "format": "webp", "quality": 80},
+        {"name": "cut-out", "width": 400, "height": null, "fit": "contain", "format": "png", "quality": 80}]});
+    let t = app.project_with_key(settings).await;
+    let (id, job) = upload_and_process(&app, &t.key, "logo.avif", fixture("alpha.avif")).await;
+    assert_eq!((&job["status"], &job["error"]), (&json!("completed"), &Value::Null), "{job}");
+    let file: Value = app.get_with_key(&format!("/files/{id}"), &t.key).await.json().await.expect("json");
+    assert_eq!((&file["status"], &file["mime_type"]), (&json!("ready"), &json!("image/avif")));
+    assert_eq!(dims(&content(&app, store, &t.key, &id, "thumbnail").await), (150, 150));
+    let png = content(&app, store, &t.key, &id, "cut-out").await;
+    let png = image::load_from_memory(&png).expect("a PNG").to_rgba8();
+    assert_eq!(png.dimensions(), (400, 224), "2140x1200 contained in 400 wide");
+    // The wallpaper is translucent (alpha 0 at the corner, 80 in the middle, 122 at most): kept so.
+    assert!(png.get_pixel(0, 0).0[3] < 16, "corner alpha {:?}", png.get_pixel(0, 0));
+    let middle = png.get_pixel(200, 112).0[3];
+    assert!((60..=100).contains(&middle), "middle alpha {middle}");
+    let most = png.pixels().map(|p| p.0[3]).max().expect("pixels");
+    assert!((100..=140).contains(&most), "highest alpha {most}: neither flattened nor lost");
 }
