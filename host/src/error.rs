@@ -40,7 +40,8 @@ pub enum AppError {
     InvalidPlugin(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    /// 503: a dependency (database, storage) does not answer. The cause is logged, not shown.
+    /// 503: a dependency (database, storage) does not answer, or every plugin sandbox is busy.
+    /// The cause is logged, not shown.
     #[error("{message}")]
     Unavailable { message: String, cause: Option<String> },
     /// 500: a bug or an unexpected failure. The cause is logged, not shown.

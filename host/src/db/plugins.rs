@@ -112,6 +112,9 @@ pub async fn latest(db: &Db, name: &str) -> Result<Option<PluginRow>, sqlx::Erro
     dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await)
 }
 
+/// The first key of the advisory locks taken per plugin name ("mbk\x01").
+const PLUGIN_NAME_LOCKS: i32 = 0x6d62_6b01;
+
 /// What [`delete`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deleted {
@@ -136,7 +139,12 @@ pub async fn delete(db: &Db, id: Uuid, name: &str, keep_last: bool) -> Result<De
         }
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('mbk:plugin-name:' || $1))")
+            // Each statement must see what the previous holder of the lock committed, whatever
+            // the server's default isolation.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *tx).await?;
+            // Two-key form: our class of locks, then the name.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(PLUGIN_NAME_LOCKS)
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;

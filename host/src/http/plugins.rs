@@ -97,6 +97,7 @@ async fn list_plugins(State(state): State<AppState>, _user: CurrentUser) -> AppR
         (status = 409, description = "That name and version exist already", body = ErrorBody),
         (status = 413, description = "Over 64 MiB", body = ErrorBody),
         (status = 422, description = "`invalid_plugin`: not a component, not the plugin world, or imports the host does not offer", body = ErrorBody),
+        (status = 503, description = "`unavailable`: every plugin sandbox of this process is busy (retry), or the database or storage does not answer", body = ErrorBody),
     )
 )]
 async fn upload_plugin(

@@ -135,6 +135,7 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
                 }
                 Err(Unavailable::Storage(e)) => return Err(e.into()),
                 Err(Unavailable::Database(e)) => return Err(e.into()),
+                Err(Unavailable::Busy(why)) => return Err(Transient::Busy(why)),
             }
         };
         match results {

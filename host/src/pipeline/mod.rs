@@ -96,7 +96,12 @@ impl Renderer {
 
 /// Counts one plugin call for `GET /metrics`.
 fn counted<T>(plugin: &str, result: Result<T, PluginFailure>) -> Result<T, PluginFailure> {
-    crate::metrics::plugin_run(plugin, if result.is_ok() { "ok" } else { "failed" });
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) if e.is_transient() => "busy",
+        Err(_) => "failed",
+    };
+    crate::metrics::plugin_run(plugin, outcome);
     result
 }
 

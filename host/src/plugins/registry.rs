@@ -153,6 +153,9 @@ pub enum Unavailable {
     Storage(#[from] StorageError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// Every sandbox was in use when `info()` had to be called: worth a retry.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// The compiled plugin registered as `name` (latest version), from the engine's caches or the
@@ -174,5 +177,7 @@ pub async fn load(state: &AppState, engine: &Arc<PluginEngine>, name: &str) -> R
     tokio::task::spawn_blocking(move || engine.load(&wasm))
         .await
         .map_err(|e| Unavailable::Permanent(format!("loading panicked: {e}")))?
-        .map_err(|e| Unavailable::Permanent(e.to_string()))
+        .map_err(|e| {
+            if e.is_transient() { Unavailable::Busy(e.to_string()) } else { Unavailable::Permanent(e.to_string()) }
+        })
 }

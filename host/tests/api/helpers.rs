@@ -134,7 +134,7 @@ pub fn renderer() -> std::sync::Arc<mbk_host::pipeline::Renderer> {
                 memory_bytes: 512 << 20,
                 timeout: std::time::Duration::from_secs(120),
                 cache_dir: Some(std::env::temp_dir().join("mbk-test-plugin-cache")),
-                instances: 8,
+                instances: 32,
             };
             std::sync::Arc::new(
                 mbk_host::pipeline::Renderer::new(mbk_host::config::PipelineEngine::Wasm, settings).expect("renderer"),
