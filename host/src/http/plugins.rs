@@ -2,7 +2,7 @@
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::Json;
 use super::extract::Path;
-use super::upload::{answer_or_refuse, next_part, refused};
+use super::upload::{self, answer_or_refuse, next_part};
 use crate::auth::{CurrentUser, RequireAdmin};
 use crate::db::plugins::{self, PluginRow};
 use crate::error::ErrorBody;
@@ -103,16 +103,12 @@ async fn list_plugins(State(state): State<AppState>, _user: CurrentUser) -> AppR
 async fn upload_plugin(
     State(state): State<AppState>,
     admin: Result<RequireAdmin, AppError>,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let mut multipart = match multipart {
+    let mut multipart = match upload::open(&headers, multipart) {
         Ok(multipart) => multipart,
-        Err(e) => {
-            return refused(AppError::UnsupportedMediaType(format!(
-                "expected a multipart/form-data body: {}",
-                e.body_text()
-            )));
-        }
+        Err(e) => return upload::refused(e),
     };
     // Refusals (a non-admin included) read on a little first: a client still sending would
     // otherwise never see them.

@@ -72,21 +72,26 @@ async fn receive(
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
+    let mut multipart = match open(headers, multipart) {
+        Ok(multipart) => multipart,
+        Err(e) => return refused(e),
+    };
+    let answer = receive_inner(&state, key, kind, &mut multipart).await;
+    answer_or_refuse(&mut multipart, answer).await
+}
+
+/// The multipart body of an upload handler, or why not: 415 when the body is not
+/// `multipart/form-data`, 400 when it claims to be but cannot be read (no boundary). Answer the
+/// error with [`refused`].
+pub(crate) fn open(headers: &HeaderMap, multipart: Result<Multipart, MultipartRejection>) -> AppResult<Multipart> {
     let is_multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_multipart {
-        return refused(AppError::UnsupportedMediaType(
-            "expected a multipart/form-data body with a `file` field".into(),
-        ));
+        return Err(AppError::UnsupportedMediaType("expected a multipart/form-data body with a `file` field".into()));
     }
-    let mut multipart = match multipart {
-        Ok(multipart) => multipart,
-        Err(e) => return refused(AppError::BadRequest(format!("malformed multipart body: {}", e.body_text()))),
-    };
-    let answer = receive_inner(&state, key, kind, &mut multipart).await;
-    answer_or_refuse(&mut multipart, answer).await
+    multipart.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
 }
 
 /// The answer of a multipart handler; a refusal reads on a little first (see [`drain`]) and

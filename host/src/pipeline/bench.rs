@@ -65,18 +65,20 @@ fn photos(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Median time of `runs` renders of `specs` from `input`.
-fn time_render(renderer: &Renderer, input: &[u8], specs: &[Spec], runs: usize) -> anyhow::Result<Duration> {
+/// Median time of `runs` renders of `specs` from `input`, and the size of each output.
+fn time_render(renderer: &Renderer, input: &[u8], specs: &[Spec], runs: usize) -> anyhow::Result<(Duration, Vec<u64>)> {
     let mut samples = Vec::with_capacity(runs);
+    let mut sizes = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
         let results = renderer.render_standard(input, MAX_PIXELS, specs).map_err(|e| anyhow::anyhow!("{e}"))?;
         samples.push(started.elapsed());
-        for r in results {
-            r.map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
+        sizes = results
+            .into_iter()
+            .map(|r| r.map(|r| r.bytes.len() as u64).map_err(|e| anyhow::anyhow!("{e}")))
+            .collect::<anyhow::Result<_>>()?;
     }
-    Ok(median(samples))
+    Ok((median(samples), sizes))
 }
 
 /// Median time of `runs` runs of `vipsthumbnail` with `args` and the size of what it wrote, or
@@ -110,15 +112,6 @@ fn vips_start_up(runs: usize) -> Option<Duration> {
     timed.map(|(d, _)| d)
 }
 
-/// Median time of `runs` renders of one spec and the size of its output.
-fn time_one(renderer: &Renderer, input: &[u8], spec: &Spec, runs: usize) -> anyhow::Result<(Duration, u64)> {
-    let one = std::slice::from_ref(spec);
-    let time = time_render(renderer, input, one, runs)?;
-    let out = renderer.render_standard(input, MAX_PIXELS, one).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let size = out.into_iter().next().and_then(|r| r.ok()).map(|r| r.bytes.len() as u64).unwrap_or(0);
-    Ok((time, size))
-}
-
 /// Runs the benchmark and returns the report (Markdown).
 pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
     let files = photos(dir)?;
@@ -143,18 +136,20 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
         let input = std::fs::read(file)?;
         let size = imagesize::blob_size(&input).map(|s| format!("{}x{}", s.width, s.height)).unwrap_or_default();
         reset_peak_rss();
-        let n = time_render(&native, &input, &set, runs)?;
+        let (n, _) = time_render(&native, &input, &set, runs)?;
         peak_native = peak_native.max(peak_rss_mib().unwrap_or(0.0));
         reset_peak_rss();
-        let w = time_render(&wasm, &input, &set, runs)?;
+        let (w, _) = time_render(&wasm, &input, &set, runs)?;
         peak_wasm = peak_wasm.max(peak_rss_mib().unwrap_or(0.0));
         total_native += n;
         total_wasm += w;
         let mut single = Vec::new();
         let mut sizes = String::new();
         for (i, vips_args) in [(0, &["-s", "150x150", "--smartcrop", "centre"][..]), (1, &["-s", "800x"][..])] {
-            let (native_time, _) = time_one(&native, &input, &set[i], runs)?;
-            let (wasm_time, ours) = time_one(&wasm, &input, &set[i], runs)?;
+            let one = std::slice::from_ref(&set[i]);
+            let (native_time, _) = time_render(&native, &input, one, runs)?;
+            let (wasm_time, ours) = time_render(&wasm, &input, one, runs)?;
+            let ours = ours.first().copied().unwrap_or(0);
             let vips = time_vips(file, vips_args, runs);
             single.push(format!(
                 "{:.0} / {:.0} / {}",

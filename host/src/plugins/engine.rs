@@ -128,7 +128,10 @@ struct EncodeSlot;
 impl EncodeSlot {
     fn take() -> Option<EncodeSlot> {
         use std::sync::atomic::Ordering;
-        let max = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        // Asked once: `available_parallelism` reads cgroup files, and busy callers poll here.
+        static MAX: std::sync::LazyLock<usize> =
+            std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
+        let max = *MAX;
         HOST_ENCODES
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()

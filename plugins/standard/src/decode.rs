@@ -1,7 +1,7 @@
 //! Decoding: JPEG through `jpeg-decoder` (so it can decode at 1/2, 1/4 or 1/8 scale by DCT
 //! scaling when the variants are much smaller: libvips' shrink-on-load), AVIF through `rav1d`
-//! (see `avif`), everything else through `image`. EXIF orientation is applied, 16-bit is reduced to 8-bit, CMYK becomes RGB, pixels
-//! tagged with an RGB ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto…) are
+//! (see `avif`), everything else through `image`. EXIF orientation is applied, 16-bit is reduced
+//! to 8-bit, CMYK becomes RGB, pixels tagged with an RGB ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto…) are
 //! converted to sRGB (moxcms; the output carries no profile, so browsers read it as sRGB), and an
 //! alpha channel is kept only when some pixel is not opaque.
 
@@ -37,16 +37,10 @@ pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Dec
     let ((image, icc), full) = match format {
         ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
         ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
-            let decoded = decode_other(input, format, max_pixels)?;
-            let full = (decoded.0.width(), decoded.0.height());
-            (decoded, full)
+            at_full_size(decode_other(input, format, max_pixels)?)
         }
         #[cfg(target_arch = "wasm32")]
-        ImageFormat::Avif => {
-            let decoded = crate::avif::decode_avif(input, max_pixels)?;
-            let full = (decoded.0.width(), decoded.0.height());
-            (decoded, full)
-        }
+        ImageFormat::Avif => at_full_size(crate::avif::decode_avif(input, max_pixels)?),
         // rav1d meets some malformed streams with a panic, and a panic through its `extern "C"`
         // API aborts the process: only inside the sandbox is that a mere trap.
         #[cfg(not(target_arch = "wasm32"))]
@@ -95,6 +89,12 @@ fn to_srgb(image: &mut Decoded, icc: &[u8]) {
 
 /// A decoded image and its embedded ICC profile, if any.
 type WithProfile = (DynamicImage, Option<Vec<u8>>);
+
+/// A picture decoded at full resolution (no DCT scaling): its own size is the full size.
+fn at_full_size(decoded: WithProfile) -> (WithProfile, (u32, u32)) {
+    let full = (decoded.0.width(), decoded.0.height());
+    (decoded, full)
+}
 
 fn decode_other(input: &[u8], format: ImageFormat, max_pixels: u64) -> Result<WithProfile, RenderError> {
     let bad = |e: image::ImageError| RenderError::UnsupportedInput(format!("cannot decode the {format:?} image: {e}"));
