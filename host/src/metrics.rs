@@ -50,7 +50,7 @@ pub fn request(module: &'static str, method: &str, status: u16, elapsed: Duratio
     });
 }
 
-/// One plugin call (`result`: `ok`, `failed`).
+/// One plugin call (`result`: `ok`, `failed`, or `busy`: no sandbox was free, retried later).
 pub fn plugin_run(plugin: &str, result: &'static str) {
     with(|m| *m.plugin_runs.entry((plugin.to_owned(), result)).or_default() += 1);
 }
