@@ -111,6 +111,44 @@ pub struct Config {
     pub auth: AuthSettings,
     /// Queue timings and the cleanup's limits.
     pub jobs: JobSettings,
+    /// Connection limits and timeouts of the HTTP server.
+    pub server: ServerSettings,
+    /// `TRUSTED_PROXIES`: peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// `METRICS_TOKEN`: when set, `GET /metrics` wants `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
+}
+
+/// What a slow or idle client may hold of the server. `MAX_CONNECTIONS` sets the cap; the
+/// timeouts are fixed defaults (tests shorten them).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (a client trickling them is cut off).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+    /// A JSON body must arrive within this (uploads have their own stall timeout instead).
+    pub body_read_timeout: Duration,
+    /// After a shutdown signal, in-flight requests get this long before they are dropped.
+    pub shutdown_grace: Duration,
+    /// A refused request's unread body is read and discarded up to this many bytes, so that the
+    /// client, still sending, gets to read the answer instead of a reset connection.
+    pub drain_limit: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            drain_limit: 64 << 20,
+        }
+    }
 }
 
 /// How workers take, keep alive and retry jobs, and what the cleanup removes. Fixed defaults;
@@ -205,6 +243,9 @@ impl std::fmt::Debug for Config {
             .field("max_image_pixels", &self.max_image_pixels)
             .field("auth", &self.auth)
             .field("jobs", &self.jobs)
+            .field("server", &self.server)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -281,11 +322,35 @@ impl Config {
             Some(other) => return Err(ConfigError::new("LOG_FORMAT", format!("expected text or json, got {other:?}"))),
         };
 
+        let max_connections = parse_number("MAX_CONNECTIONS", get("MAX_CONNECTIONS"), 1024, 1..=1_000_000)?;
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|raw| {
+                raw.split(',')
+                    .filter(|part| !part.trim().is_empty())
+                    .map(crate::net::Cidr::parse)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        ConfigError::new("TRUSTED_PROXIES", format!("expected CIDR ranges separated by commas: {e}"))
+                    })
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let metrics_token = get("METRICS_TOKEN");
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::new("METRICS_TOKEN", "must be at least 16 characters long"));
+        }
+
         let jwt_secret = match get("JWT_SECRET") {
             Some(secret) if secret.len() < MIN_JWT_SECRET_LEN => {
                 return Err(ConfigError::new(
                     "JWT_SECRET",
                     format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
+                ));
+            }
+            Some(secret) if is_weak_secret(&secret) => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "is a placeholder or too predictable; set 32+ random characters (e.g. `openssl rand -hex 32`)",
                 ));
             }
             Some(secret) => secret,
@@ -311,8 +376,22 @@ impl Config {
             max_image_pixels,
             auth: AuthSettings::default(),
             jobs: JobSettings { stale_after: Duration::from_secs(stale_after_secs), ..JobSettings::default() },
+            server: ServerSettings { max_connections: max_connections as usize, ..ServerSettings::default() },
+            trusted_proxies,
+            metrics_token,
         })
     }
+}
+
+/// A JWT secret anyone could guess: the `.env.example` placeholder (or any "change me" value),
+/// or one with so few distinct characters that it is a pattern rather than random.
+fn is_weak_secret(secret: &str) -> bool {
+    let lower = secret.to_ascii_lowercase();
+    let placeholder = ["change-me", "changeme", "change_me", "replace-me", "placeholder", "your-secret", "example"]
+        .iter()
+        .any(|p| lower.contains(p));
+    let distinct = secret.chars().collect::<std::collections::HashSet<_>>().len();
+    placeholder || distinct < 10
 }
 
 /// Only the plugin limits (`PLUGIN_MEMORY_MB`, `PLUGIN_TIMEOUT_MS`), for commands such as
@@ -473,6 +552,24 @@ mod tests {
         assert_eq!(config.plugin_memory_mb, 512);
         assert_eq!(config.plugin_timeout, Duration::from_secs(30));
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.trusted_proxies.is_empty(), "no proxy is believed unless listed");
+        assert_eq!(config.metrics_token, None);
+        assert_eq!(config.server.max_connections, 1024);
+        let config = load(
+            &[
+                ("TRUSTED_PROXIES", " 10.0.0.0/8, ::1 "),
+                ("MAX_CONNECTIONS", "64"),
+                ("METRICS_TOKEN", "0123456789abcdef"),
+            ],
+            dir.path(),
+        )
+        .expect("valid");
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.server.max_connections, 64);
+        assert!(!format!("{config:?}").contains("0123456789abcdef"), "the metrics token is redacted");
+        let random =
+            load(&[("JWT_SECRET", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")], dir.path());
+        assert!(random.is_ok(), "a random hex secret is fine");
     }
 
     #[test]
@@ -498,6 +595,14 @@ mod tests {
             (&[("DB_URL", "mysql://x")], "DB_URL"),
             (&[("DB_URL", "postgres://u@h/db")], "JWT_SECRET"),
             (&[("JWT_SECRET", "short")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "change-me-to-at-least-32-random-characters")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "CHANGEME-CHANGEME-CHANGEME-CHANGEME")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "abababababababababababababababab12")], "JWT_SECRET"),
+            (&[("TRUSTED_PROXIES", "10.0.0.0/8,nonsense")], "TRUSTED_PROXIES"),
+            (&[("TRUSTED_PROXIES", "10.0.0.0/40")], "TRUSTED_PROXIES"),
+            (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
+            (&[("METRICS_TOKEN", "short")], "METRICS_TOKEN"),
             (&[("PUBLIC_BASE_URL", "ftp://x")], "PUBLIC_BASE_URL"),
             (&[("WORKER_CONCURRENCY", "0")], "WORKER_CONCURRENCY"),
             (&[("WORKER_CONCURRENCY", "many")], "WORKER_CONCURRENCY"),

@@ -157,6 +157,10 @@ impl IntoResponse for AppError {
             Self::RateLimited { retry_after_secs } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            // Every 503 of ours is a moment of overload or an outage worth retrying.
+            Self::Unavailable { .. } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_SECS));
+            }
             Self::RangeNotSatisfiable { size: Some(size), .. } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     response.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -171,8 +175,14 @@ impl IntoResponse for AppError {
     }
 }
 
+/// `Retry-After` of a 503.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::db::is_overloaded(&e) {
+            return AppError::unavailable("the database is busy; retry in a moment", e);
+        }
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 AppError::unavailable("the database is unavailable", e)
@@ -217,6 +227,27 @@ mod tests {
         assert_eq!(AppError::RateLimited { retry_after_secs: 3 }.code(), "rate_limited");
         assert_eq!(AppError::unavailable("x", "y").code(), "unavailable");
         assert_eq!(AppError::Internal(anyhow::anyhow!("boom")).code(), "internal");
+    }
+
+    #[tokio::test]
+    async fn a_locked_sqlite_database_is_a_503_with_retry_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/locked.db?mode=rwc", dir.path().display());
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("url");
+        let options = options.busy_timeout(std::time::Duration::from_millis(50));
+        use sqlx::{ConnectOptions, Connection};
+        let mut holder = options.connect().await.expect("connect");
+        sqlx::query("CREATE TABLE t (x INTEGER)").execute(&mut holder).await.expect("create");
+        let mut writer = options.connect().await.expect("connect");
+        let mut tx = holder.begin().await.expect("begin");
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut *tx).await.expect("hold the write lock");
+        let locked = sqlx::query("INSERT INTO t VALUES (2)").execute(&mut writer).await.expect_err("locked");
+        let response = AppError::from(locked).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("2"));
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("\"unavailable\""));
+        tx.rollback().await.expect("rollback");
     }
 
     #[test]

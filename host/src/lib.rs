@@ -16,6 +16,7 @@ pub mod files;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod pipeline;
 pub mod plugins;
 pub mod projects;

@@ -13,7 +13,9 @@ use crate::db::users::Role;
 use crate::http::log;
 use crate::{AppError, AppState};
 
-/// The caller, as the access token says (no database lookup per request).
+/// The caller: a valid access token whose user still exists with the role the token names. The
+/// user is looked up on every request (one indexed read), so deleting a user or changing a role
+/// takes effect at once rather than when the 15-minute token expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CurrentUser {
     pub id: Uuid,
@@ -46,6 +48,12 @@ impl FromRequestParts<AppState> for CurrentUser {
             TokenError::Expired => AppError::Unauthorized("the access token has expired".into()),
             TokenError::Invalid => AppError::Unauthorized("invalid access token".into()),
         })?;
+        let user = crate::db::users::find_by_id(&state.db, claims.sub).await?;
+        match user {
+            Some(user) if user.role() == claims.role => {}
+            Some(_) => return Err(AppError::Unauthorized("the user's role has changed; log in again".into())),
+            None => return Err(AppError::Unauthorized("the user no longer exists".into())),
+        }
         log::note(parts, format!("user={}", claims.sub));
         Ok(CurrentUser { id: claims.sub, role: claims.role })
     }

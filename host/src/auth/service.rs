@@ -34,32 +34,53 @@ pub fn check_username(username: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn issue(state: &AppState, user_id: Uuid, role: Role, family_id: Uuid) -> AppResult<Tokens> {
+/// A new pair for `user_id`, and when its refresh token expires (not stored yet).
+fn fresh(state: &AppState, user_id: Uuid, role: Role) -> AppResult<(Tokens, chrono::DateTime<Utc>)> {
     let access_token = state.tokens.issue(user_id, role)?;
     let refresh_token = tokens::new_refresh_token();
     let ttl = chrono::Duration::from_std(state.config.auth.refresh_ttl).map_err(anyhow::Error::new)?;
-    refresh_tokens::insert(&state.db, user_id, family_id, &tokens::hash_secret(&refresh_token), Utc::now() + ttl)
+    let expires_in = state.tokens.access_ttl().as_secs();
+    Ok((Tokens { access_token, refresh_token, expires_in }, Utc::now() + ttl))
+}
+
+async fn issue(state: &AppState, user_id: Uuid, role: Role, family_id: Uuid) -> AppResult<Tokens> {
+    let (pair, expires_at) = fresh(state, user_id, role)?;
+    refresh_tokens::insert(&state.db, user_id, family_id, &tokens::hash_secret(&pair.refresh_token), expires_at)
         .await?;
-    Ok(Tokens { access_token, refresh_token, expires_in: state.tokens.access_ttl().as_secs() })
+    Ok(pair)
+}
+
+/// A refresh token presented after it was exchanged: revoke its whole login.
+async fn reuse_detected(state: &AppState, row: &refresh_tokens::RefreshTokenRow) -> AppResult<Tokens> {
+    let revoked = refresh_tokens::revoke_family(&state.db, row.family_id).await?;
+    tracing::warn!(user = %row.user_id, family = %row.family_id, revoked, "refresh token reuse detected; login revoked");
+    Err(AppError::Unauthorized(BAD_REFRESH.into()))
 }
 
 pub async fn login(state: &AppState, username: &str, password: &str, client: Option<IpAddr>) -> AppResult<Tokens> {
-    if let Err(retry_after_secs) = state.throttle.check(username, client) {
+    // Counted before hashing: parallel attempts cannot all pass the check at once.
+    if let Err(retry_after_secs) = state.throttle.begin(username, client) {
         return Err(AppError::RateLimited { retry_after_secs });
     }
     // Refuse absurd inputs before spending argon2 time on them (same answer as a wrong password).
     let plausible = password.len() <= password::MAX_PASSWORD_BYTES && username.len() <= 256;
     let user = if plausible { users::find_by_username(&state.db, username).await? } else { None };
-    let verified =
-        plausible && password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+    let verified = if plausible {
+        match password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await {
+            Ok(verified) => verified,
+            Err(busy) => {
+                state.throttle.withdraw(username, client);
+                return Err(AppError::unavailable("too many logins at once; retry in a moment", busy));
+            }
+        }
+    } else {
+        false
+    };
     let user = match user {
         Some(user) if verified => user,
-        _ => {
-            state.throttle.record_failure(username, client);
-            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
-        }
+        _ => return Err(AppError::Unauthorized(BAD_CREDENTIALS.into())),
     };
-    state.throttle.record_success(username);
+    state.throttle.succeeded(username, client);
     // Opportunistic housekeeping: expired tokens are useless, keep the table small.
     refresh_tokens::purge_expired(&state.db, Utc::now()).await?;
     issue(state, user.id, user.role(), Uuid::now_v7()).await
@@ -67,14 +88,17 @@ pub async fn login(state: &AppState, username: &str, password: &str, client: Opt
 
 /// Rotates a refresh token. A revoked token presented again means it leaked (or a client is
 /// confused): the whole family is revoked, and the legitimate holder must log in again.
+///
+/// The exchange is one transaction that revokes the presented token only if it is still active
+/// and inserts its successor: a token is exchanged at most once, and the successor exists as
+/// soon as the revocation is visible, so the reuse detection of a request that lost the race
+/// revokes it too.
 pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Tokens> {
     let row = refresh_tokens::find_by_hash(&state.db, &tokens::hash_secret(presented))
         .await?
         .ok_or_else(|| AppError::Unauthorized(BAD_REFRESH.into()))?;
     if row.revoked_at.is_some() {
-        let revoked = refresh_tokens::revoke_family(&state.db, row.family_id).await?;
-        tracing::warn!(user = %row.user_id, family = %row.family_id, revoked, "refresh token reuse detected; login revoked");
-        return Err(AppError::Unauthorized(BAD_REFRESH.into()));
+        return reuse_detected(state, &row).await;
     }
     if row.expires_at <= Utc::now() {
         refresh_tokens::purge_expired(&state.db, Utc::now()).await?;
@@ -82,12 +106,12 @@ pub async fn refresh(state: &AppState, presented: &str) -> AppResult<Tokens> {
     }
     let user =
         users::find_by_id(&state.db, row.user_id).await?.ok_or_else(|| AppError::Unauthorized(BAD_REFRESH.into()))?;
-    if !refresh_tokens::revoke_if_active(&state.db, row.id).await? {
-        // Another request rotated this token a moment ago: that is reuse too.
-        refresh_tokens::revoke_family(&state.db, row.family_id).await?;
-        return Err(AppError::Unauthorized(BAD_REFRESH.into()));
+    let (pair, expires_at) = fresh(state, user.id, user.role())?;
+    if !refresh_tokens::exchange(&state.db, &row, &tokens::hash_secret(&pair.refresh_token), expires_at).await? {
+        // Another request exchanged this token a moment ago: that is reuse too.
+        return reuse_detected(state, &row).await;
     }
-    issue(state, user.id, user.role(), row.family_id).await
+    Ok(pair)
 }
 
 /// Revokes a refresh token. Unknown or already revoked tokens are not an error (RFC 7009): the

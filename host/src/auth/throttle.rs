@@ -1,7 +1,20 @@
-//! Login throttling: after `max_failures` failed logins within `window`, for one username or
-//! from one client address, further attempts answer 429 with `Retry-After` until the oldest
-//! failure leaves the window. The correct password does not help while blocked, so a password
-//! cannot be brute-forced through the API.
+//! Login throttling, keyed so that an attacker can slow only themselves down.
+//!
+//! - Per (username, client address): after `max_failures` attempts within `window` that did not
+//!   succeed, that pair answers 429 with `Retry-After` until the oldest leaves the window. The
+//!   correct password does not help while blocked, so a password cannot be brute-forced from one
+//!   address.
+//! - Per client address, whatever the username: `max_failures x ADDRESS_FACTOR` (a spray of
+//!   usernames from one address; a NAT of honest users still has room).
+//! - Per username, across addresses: only a signal. When a username collects
+//!   `max_failures x UNDER_ATTACK_FACTOR` failures in the window (a distributed guess), each
+//!   address gets a third of its allowance for that username. It never blocks the owner's
+//!   address, which has not failed: 40 failures for `victim` from one address used to lock
+//!   `victim` out everywhere, su included.
+//!
+//! An attempt is counted before its password is hashed ([`LoginThrottle::begin`]), so a burst of
+//! parallel logins cannot pass the check all at once; a success takes its own attempt back
+//! ([`LoginThrottle::succeeded`]), and so does an attempt that never reached hashing.
 //!
 //! State is per process (several API processes each count on their own, which still bounds an
 //! attacker to `max_failures x processes` guesses per window).
@@ -13,65 +26,101 @@ use std::time::{Duration, Instant};
 
 /// Entries kept before expired ones are swept (bounds memory under a spray of usernames).
 const SWEEP_ABOVE: usize = 10_000;
+/// An address may fail this many times more than one (username, address) pair.
+pub const ADDRESS_FACTOR: usize = 3;
+/// Failures of one username, across addresses, that mark it as under attack.
+pub const UNDER_ATTACK_FACTOR: usize = 5;
 
 pub struct LoginThrottle {
     max_failures: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+/// The keys of one login attempt: (pair, address, username).
+fn keys(username: &str, ip: Option<IpAddr>) -> [String; 3] {
+    let user = username.to_lowercase();
+    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    [format!("pair:{ip}|{user}"), format!("ip:{ip}"), format!("user:{user}")]
 }
 
 impl LoginThrottle {
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self { max_failures, window, failures: Mutex::new(HashMap::new()) }
+        Self { max_failures: max_failures.max(1), window, attempts: Mutex::new(HashMap::new()) }
     }
 
-    fn keys(username: &str, ip: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("u:{}", username.to_lowercase())];
-        if let Some(ip) = ip {
-            keys.push(format!("ip:{ip}"));
-        }
-        keys
-    }
-
-    /// `Err(seconds to wait)` when this username or address is blocked.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+    /// Counts an attempt for this username from this address, or `Err(seconds to wait)` when it
+    /// is blocked (and then nothing is counted).
+    pub fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), u64> {
         let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let mut wait = Duration::ZERO;
-        for key in Self::keys(username, ip) {
-            if let Some(times) = map.get_mut(&key) {
-                while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-                    times.pop_front();
-                }
-                if times.len() >= self.max_failures
-                    && let Some(oldest) = times.front()
-                {
-                    wait = wait.max(self.window.saturating_sub(now.duration_since(*oldest)));
-                }
-            }
-        }
-        if wait.is_zero() { Ok(()) } else { Err(wait.as_secs_f64().ceil().max(1.0) as u64) }
-    }
-
-    pub fn record_failure(&self, username: &str, ip: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let [pair, address, user] = keys(username, ip);
+        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > SWEEP_ABOVE {
             map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
         }
-        for key in Self::keys(username, ip) {
+        let under_attack = self.live(&mut map, &user, now) >= self.max_failures * UNDER_ATTACK_FACTOR;
+        let pair_limit = if under_attack { (self.max_failures / 3).max(1) } else { self.max_failures };
+        let wait = self.wait(&mut map, &pair, pair_limit, now).max(self.wait(
+            &mut map,
+            &address,
+            self.max_failures * ADDRESS_FACTOR,
+            now,
+        ));
+        if !wait.is_zero() {
+            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        for key in [pair, address, user] {
             let times = map.entry(key).or_default();
             times.push_back(now);
-            while times.len() > self.max_failures {
+            // The username's signal needs the most entries of the three.
+            while times.len() > self.max_failures * UNDER_ATTACK_FACTOR {
                 times.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: the pair starts afresh and the attempt no longer counts against
+    /// the address or the username.
+    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+        let [pair, address, user] = keys(username, ip);
+        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&pair);
+        for key in [address, user] {
+            if let Some(times) = map.get_mut(&key) {
+                times.pop_back();
             }
         }
     }
 
-    /// A successful login clears the username's failures (not the address's).
-    pub fn record_success(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("u:{}", username.to_lowercase()));
+    /// The attempt never reached the password check (the host was busy): it does not count.
+    pub fn withdraw(&self, username: &str, ip: Option<IpAddr>) {
+        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys(username, ip) {
+            if let Some(times) = map.get_mut(&key) {
+                times.pop_back();
+            }
+        }
+    }
+
+    /// Attempts of `key` still in the window (older ones are dropped).
+    fn live(&self, map: &mut HashMap<String, VecDeque<Instant>>, key: &str, now: Instant) -> usize {
+        let Some(times) = map.get_mut(key) else { return 0 };
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            times.pop_front();
+        }
+        times.len()
+    }
+
+    /// How long `key` must wait before it is under `limit` again.
+    fn wait(&self, map: &mut HashMap<String, VecDeque<Instant>>, key: &str, limit: usize, now: Instant) -> Duration {
+        let count = self.live(map, key, now);
+        if count < limit {
+            return Duration::ZERO;
+        }
+        // The attempt that must leave the window for the count to drop below the limit.
+        let times = &map[key];
+        times.get(count - limit).map_or(Duration::ZERO, |t| self.window.saturating_sub(now.duration_since(*t)))
     }
 }
 
@@ -79,28 +128,64 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
-    #[test]
-    fn blocks_after_the_limit_per_username_and_per_address() {
-        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
-        let a: IpAddr = "10.0.0.1".parse().expect("ip");
-        let b: IpAddr = "10.0.0.2".parse().expect("ip");
-        for _ in 0..3 {
-            assert!(throttle.check("alice", Some(a)).is_ok());
-            throttle.record_failure("alice", Some(a));
-        }
-        let wait = throttle.check("alice", Some(b)).expect_err("username blocked from any address");
-        assert!((1..=60).contains(&wait));
-        assert!(throttle.check("ALICE", Some(b)).is_err(), "case-insensitive");
-        assert!(throttle.check("bob", Some(a)).is_err(), "address blocked for any username");
-        assert!(throttle.check("bob", Some(b)).is_ok());
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("ip"))
     }
 
     #[test]
-    fn failures_leave_the_window() {
+    fn blocks_a_pair_after_the_limit_but_not_the_owner_elsewhere() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
+        for _ in 0..3 {
+            assert!(throttle.begin("alice", ip("10.0.0.1")).is_ok());
+        }
+        let wait = throttle.begin("alice", ip("10.0.0.1")).expect_err("pair blocked");
+        assert!((1..=60).contains(&wait));
+        assert!(throttle.begin("ALICE", ip("10.0.0.1")).is_err(), "case-insensitive");
+        assert!(throttle.begin("alice", ip("10.0.0.2")).is_ok(), "the owner's own address is not locked out");
+        assert!(throttle.begin("bob", ip("10.0.0.1")).is_ok(), "other usernames from the address still try");
+    }
+
+    #[test]
+    fn an_address_spraying_usernames_is_blocked() {
+        let throttle = LoginThrottle::new(2, Duration::from_secs(60));
+        for n in 0..2 * ADDRESS_FACTOR {
+            assert!(throttle.begin(&format!("user{n}"), ip("10.0.0.9")).is_ok(), "attempt {n}");
+        }
+        assert!(throttle.begin("someone-else", ip("10.0.0.9")).is_err());
+        assert!(throttle.begin("someone-else", ip("10.0.0.10")).is_ok());
+    }
+
+    #[test]
+    fn a_username_under_attack_slows_new_addresses_but_never_blocks_a_clean_one() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
+        // 15 failures from five addresses: the username is under attack.
+        for n in 0..3 * UNDER_ATTACK_FACTOR {
+            let _ = throttle.begin("victim", ip(&format!("10.1.0.{}", n / 3)));
+        }
+        assert!(throttle.begin("victim", ip("10.2.0.1")).is_ok(), "a clean address gets its first try");
+        assert!(throttle.begin("victim", ip("10.2.0.1")).is_err(), "then a third of the allowance");
+    }
+
+    #[test]
+    fn success_and_withdrawal_take_the_attempt_back() {
+        let throttle = LoginThrottle::new(2, Duration::from_secs(60));
+        for _ in 0..5 {
+            throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+            throttle.succeeded("alice", ip("10.0.0.1"));
+        }
+        throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+        throttle.withdraw("alice", ip("10.0.0.1"));
+        throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+        throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+        assert!(throttle.begin("alice", ip("10.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn attempts_leave_the_window() {
         let throttle = LoginThrottle::new(1, Duration::from_millis(30));
-        throttle.record_failure("alice", None);
-        assert!(throttle.check("alice", None).is_err());
+        throttle.begin("alice", None).expect("first");
+        assert!(throttle.begin("alice", None).is_err());
         std::thread::sleep(Duration::from_millis(40));
-        assert!(throttle.check("alice", None).is_ok());
+        assert!(throttle.begin("alice", None).is_ok());
     }
 }

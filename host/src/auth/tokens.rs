@@ -1,5 +1,5 @@
-//! Access tokens (HS256 JWT, claims carry the user id and role, no database lookup per request)
-//! and refresh tokens (opaque random values, stored only as SHA-256 hashes).
+//! Access tokens (HS256 JWT, claims carry the user id and role; the extractor checks both against
+//! the database on every request) and refresh tokens (opaque random values, stored only as SHA-256 hashes).
 
 use std::time::Duration;
 

@@ -122,6 +122,18 @@ impl Db {
     }
 }
 
+/// Whether the database refused for load rather than for the request: SQLite's "database is
+/// locked" / "busy" after the busy timeout (codes 5 and 6, and their extended forms), PostgreSQL's
+/// lock timeout, serialization failure, deadlock or too many connections. Worth a retry.
+pub fn is_overloaded(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    let Some(code) = db.code() else { return false };
+    match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        Some(_) => code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+        None => matches!(code.as_ref(), "55P03" | "40001" | "40P01" | "53300"),
+    }
+}
+
 /// Whether an error is a unique-constraint violation (a clean 409, not a 500).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

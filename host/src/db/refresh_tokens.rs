@@ -69,6 +69,45 @@ pub async fn revoke_if_active(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(done == 1)
 }
 
+/// Revokes `old` if it is still active and inserts its successor in the same family, in one
+/// transaction; false (and nothing written) when `old` was revoked first.
+#[tracing::instrument(skip_all, fields(id = %old.id))]
+pub async fn exchange(
+    db: &Db,
+    old: &RefreshTokenRow,
+    successor_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let now = Utc::now();
+    dispatch!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let revoked = sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if revoked != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(old.user_id)
+        .bind(old.family_id)
+        .bind(successor_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    })
+}
+
 /// Revokes every active token of a login (reuse detection). Returns how many.
 #[tracing::instrument(skip(db))]
 pub async fn revoke_family(db: &Db, family_id: Uuid) -> Result<u64, sqlx::Error> {

@@ -1,8 +1,6 @@
 //! `/auth/*`: log in, rotate, log out, who am I.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::Json;
+use super::extract::ClientIp;
 use crate::auth::{CurrentUser, service};
 use crate::db::users::{Role, UserRow};
 use crate::error::ErrorBody;
@@ -81,15 +80,16 @@ impl From<UserRow> for UserView {
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Unknown user or wrong password (same answer)", body = ErrorBody),
-        (status = 429, description = "Too many failed logins for this username or address; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this username from this address, or from this address; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many logins being checked at once; see Retry-After", body = ErrorBody),
     )
 )]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> AppResult<Json<TokenResponse>> {
-    let tokens = service::login(&state, &body.username, &body.password, Some(peer.ip())).await?;
+    let tokens = service::login(&state, &body.username, &body.password, client).await?;
     Ok(Json(tokens.into()))
 }
 

@@ -1,11 +1,36 @@
 //! `Path` and `Query` with the contract's errors: a malformed id or query string is a 400 whose
-//! message says what was wrong, never axum's plain-text rejection.
+//! message says what was wrong, never axum's plain-text rejection. [`ClientIp`]: who the client
+//! is, believing forwarding headers only from `TRUSTED_PROXIES`.
 
-use axum::extract::{FromRequestParts, rejection::PathRejection, rejection::QueryRejection};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, rejection::PathRejection, rejection::QueryRejection};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::AppError;
+use crate::{AppError, AppState};
+
+/// The client's address: the TCP peer, or what a trusted proxy in front says it forwards for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+            return Ok(ClientIp(None));
+        };
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let ip = crate::net::client_address(
+            peer.ip(),
+            &state.config.trusted_proxies,
+            header("forwarded"),
+            header("x-forwarded-for"),
+        );
+        Ok(ClientIp(Some(ip)))
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Path<T>(pub T);
