@@ -1,7 +1,6 @@
 //! [`AppState`]: everything a request handler may use, built once from the [`Config`].
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -81,15 +80,15 @@ impl AppState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// (within the shutdown deadline).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let router = crate::http::router(state);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    let settings = state.config.server.clone();
+    crate::http::server::serve(crate::http::router(state), listener, settings, shutdown)
         .await
         .context("HTTP server failed")
 }

@@ -21,8 +21,9 @@ struct Histogram {
 
 #[derive(Default)]
 struct Inner {
-    /// (module, method, status) -> requests.
-    requests: BTreeMap<(&'static str, String, u16), u64>,
+    /// (module, method, status, route template) -> requests. Every part comes from a bounded
+    /// set: a made-up method is `OTHER`, an unknown path is `unmatched`.
+    requests: BTreeMap<(&'static str, &'static str, u16, String), u64>,
     latency: Histogram,
     /// (plugin, result) -> plugin calls.
     plugin_runs: BTreeMap<(String, &'static str), u64>,
@@ -37,10 +38,18 @@ fn with<R>(f: impl FnOnce(&mut Inner) -> R) -> R {
     f(guard.get_or_insert_with(Inner::default))
 }
 
-/// One HTTP request answered.
-pub fn request(module: &'static str, method: &str, status: u16, elapsed: Duration) {
+/// The label of a request method: the standard ones by name, anything a client made up `OTHER`
+/// (1,500 made-up methods used to add 1,500 series, unbounded, to an endpoint anyone may read).
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|known| *known == method).unwrap_or("OTHER")
+}
+
+/// One HTTP request answered; `route` is the matched route's template (`/files/{id}`), or
+/// `unmatched`.
+pub fn request(module: &'static str, route: &str, method: &str, status: u16, elapsed: Duration) {
     with(|m| {
-        *m.requests.entry((module, method.to_owned(), status)).or_default() += 1;
+        *m.requests.entry((module, method_label(method), status, route.to_owned())).or_default() += 1;
         let secs = elapsed.as_secs_f64();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
             m.latency.buckets[i] += 1;
@@ -78,11 +87,11 @@ pub fn render(shared: &Shared) -> String {
     with(|m| {
         out.push_str("# HELP mbk_http_requests_total HTTP requests answered by this process.\n");
         out.push_str("# TYPE mbk_http_requests_total counter\n");
-        for ((module, method, status), n) in &m.requests {
+        for ((module, method, status, route), n) in &m.requests {
             let _ = writeln!(
                 out,
-                "mbk_http_requests_total{{module=\"{module}\",method=\"{}\",status=\"{status}\"}} {n}",
-                escape(method)
+                "mbk_http_requests_total{{module=\"{module}\",method=\"{method}\",status=\"{status}\",route=\"{}\"}} {n}",
+                escape(route)
             );
         }
         out.push_str("# HELP mbk_http_request_duration_seconds Time to answer an HTTP request.\n");
@@ -129,12 +138,24 @@ mod tests {
 
     #[test]
     fn the_histogram_is_cumulative_and_labels_are_escaped() {
-        request("Test", "GET", 200, Duration::from_millis(3));
-        request("Test", "GET", 200, Duration::from_millis(70));
-        request("Test", "GET", 200, Duration::from_secs(60));
+        request("Test", "/t/{id}", "GET", 200, Duration::from_millis(3));
+        request("Test", "/t/{id}", "GET", 200, Duration::from_millis(70));
+        request("Test", "/t/{id}", "GET", 200, Duration::from_secs(60));
+        request("Test", "/t/{id}", "BREW", 200, Duration::from_millis(1));
+        request("Test", "/t/{id}", "XYZZY", 200, Duration::from_millis(1));
         plugin_run("a\"b", "ok");
         let text = render(&Shared { queue_depth: 4, ..Shared::default() });
-        assert!(text.contains("mbk_http_requests_total{module=\"Test\",method=\"GET\",status=\"200\"} 3"), "{text}");
+        assert!(
+            text.contains("mbk_http_requests_total{module=\"Test\",method=\"GET\",status=\"200\",route=\"/t/{id}\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mbk_http_requests_total{module=\"Test\",method=\"OTHER\",status=\"200\",route=\"/t/{id}\"} 2"
+            ),
+            "made-up methods share one series: {text}"
+        );
+        assert!(!text.contains("BREW") && !text.contains("XYZZY"));
         let bucket = |le: &str| {
             let prefix = format!("mbk_http_request_duration_seconds_bucket{{le=\"{le}\"}} ");
             text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse::<u64>().ok()).expect("bucket")

@@ -15,6 +15,9 @@ use crate::AppError;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
+/// The body deadline when no [`super::body_guard::BodyDeadline`] was handed down.
+const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl<T, S> FromRequest<S> for Json<T>
 where
     T: DeserializeOwned,
@@ -36,7 +39,12 @@ where
         if !is_json {
             return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // A client trickling its body must not hold the request (and its connection) forever.
+        let deadline = req.extensions().get::<super::body_guard::BodyDeadline>().map_or(DEFAULT_DEADLINE, |d| d.0);
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state)).await.map_err(|_| {
+            AppError::RequestTimeout(format!("the request body did not arrive within {} s", deadline.as_secs()))
+        })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::PayloadTooLarge("request body too large".into())
             } else {

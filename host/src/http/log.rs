@@ -75,6 +75,8 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(notes.clone());
     let method = req.method().clone();
     let path = loggable_path(req.uri().path());
+    // The route's template, never the raw path: ids and made-up paths would grow the metrics.
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let rid = request_id(&req);
 
     let mut response = next.run(req).await;
@@ -90,7 +92,7 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
         context.push_str(&format!(" err={cause:?}"));
     }
     let module = module_of(&path);
-    crate::metrics::request(module, method.as_str(), status, started.elapsed());
+    crate::metrics::request(module, &route, method.as_str(), status, started.elapsed());
     match status {
         500.. => tracing::error!("{module} | {method} {path} | {context} | res={status}"),
         _ => tracing::info!("{module} | {method} {path} | {context} | res={status}"),

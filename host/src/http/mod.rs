@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod blobs;
+pub mod body_guard;
 pub mod extract;
 pub mod files;
 pub mod jobs;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod pagination;
 pub mod plugins;
 pub mod projects;
+pub mod server;
 pub mod upload;
 pub mod users;
 
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(normalize_errors))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), body_guard::guard_bodies))
         .layer(axum::middleware::from_fn(log::log_requests))
         .with_state(state)
 }

@@ -79,12 +79,26 @@ async fn readyz(State(state): State<AppState>) -> AppResult<Json<Readiness>> {
     get,
     path = "/metrics",
     tag = "ops",
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "`METRICS_TOKEN` is set and the request does not carry it as `Authorization: Bearer`", body = ErrorBody),
         (status = 503, description = "The database does not answer", body = ErrorBody),
     )
 )]
-async fn metrics(State(state): State<AppState>) -> AppResult<impl IntoResponse> {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> AppResult<impl IntoResponse> {
+    if let Some(expected) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+            .map(|(_, token)| token.trim().as_bytes())
+            .unwrap_or_default();
+        use subtle::ConstantTimeEq;
+        if !bool::from(presented.ct_eq(expected.as_bytes())) {
+            return Err(AppError::Unauthorized("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>".into()));
+        }
+    }
     let read = async {
         Ok::<_, sqlx::Error>(crate::metrics::Shared {
             jobs_by_status: crate::db::jobs::count_by_status(&state.db).await?,

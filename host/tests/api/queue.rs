@@ -360,7 +360,12 @@ async fn metrics_show_requests_jobs_queue_and_plugin_runs(db: DbKind) {
     assert!(before.contains("mbk_queue_depth 2\n"), "{before}");
     assert!(before.contains("mbk_jobs{status=\"pending\"} 2\n"), "{before}");
     assert!(before.contains("mbk_variants{status=\"pending\"} 4\n"), "{before}");
-    assert!(before.contains("mbk_http_requests_total{module=\"Upload\",method=\"POST\",status=\"201\"}"), "{before}");
+    assert!(
+        before.contains(
+            "mbk_http_requests_total{module=\"Upload\",method=\"POST\",status=\"201\",route=\"/upload/image\"}"
+        ),
+        "{before}"
+    );
 
     assert_eq!(drain(&app).await, 2);
     let after = scrape().await;

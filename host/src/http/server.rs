@@ -1,0 +1,84 @@
+//! The HTTP server loop: what a slow, idle or greedy client may hold of the host.
+//!
+//! `axum::serve` has no header timeout (hyper's needs a timer it does not set), no connection
+//! cap and no shutdown deadline, so a client trickling its headers was kept open forever. Here:
+//! - at most `MAX_CONNECTIONS` connections are served at once; further ones wait in the
+//!   kernel's backlog until one ends (they are not accepted and then starved);
+//! - a request's headers must arrive within `header_read_timeout` (hyper's timer starts when the
+//!   connection waits for a request head, so an idle keep-alive connection is closed after the
+//!   same time);
+//! - `TCP_NODELAY` on every socket: a small response is not held back waiting for an ACK;
+//! - on shutdown, connections finish their request in flight within `shutdown_grace`, then are
+//!   dropped.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+use crate::config::ServerSettings;
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout).keep_alive(true);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.context("the connection slots closed")?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            // A client that vanishes or times out mid-request is its own problem, not an error here.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!(grace = ?settings.shutdown_grace, "connections still open at the shutdown deadline; dropping them");
+        }
+    }
+    Ok(())
+}
