@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mbk-host");
 
 /// The binary with nothing of this machine's configuration: no inherited DB_URL, S3_*, etc.
+/// `MBK_TEST_BIN` runs the tests against another build (an older one, to see a fix's test fail).
 pub(crate) fn bare(cwd: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let bin = std::env::var("MBK_TEST_BIN").unwrap_or_else(|_| BIN.to_owned());
+    let mut cmd = Command::new(bin);
     cmd.current_dir(cwd).env_clear();
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
@@ -55,7 +57,7 @@ impl Running {
     }
 
     /// Waits until `needle` shows in the output (the process writes asynchronously).
-    fn wait_for_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let log = self.log();
@@ -194,7 +196,7 @@ fn openapi_prints_the_spec_and_every_command_has_help() {
 }
 
 /// `mbk-host superuser --password-stdin` with `password` on standard input.
-fn superuser(cwd: &std::path::Path, username: &str, password: &str) -> std::process::Output {
+pub(crate) fn superuser(cwd: &std::path::Path, username: &str, password: &str) -> std::process::Output {
     let mut cmd = bare(cwd);
     cmd.arg("superuser");
     superuser_with(cmd, username, password)
@@ -375,7 +377,7 @@ async fn logs_never_carry_secrets() {
 }
 
 /// A field of `/proc/PID/status` in KiB (VmRSS, VmHWM).
-fn proc_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()

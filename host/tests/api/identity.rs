@@ -306,12 +306,17 @@ async fn failed_logins_are_throttled(db: DbKind) {
     for _ in 0..10 {
         assert_error(app.login("alice", "guess").await, 401, "unauthorized").await;
     }
-    // Blocked now, even with the right password.
+    // Blocked now from this address, even with the right password.
     let response = app.login("alice", PW).await;
     let retry_after: u64 = response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_error(response, 429, "rate_limited").await;
-    // The same address is blocked for other usernames too (spraying).
+    // Another username from the same address still gets its own tries...
+    assert_eq!(app.login("bob", PW).await.status(), 200);
+    // ...until the address has sprayed three times the limit over any usernames.
+    for n in 0..20 {
+        assert_error(app.login(&format!("sprayed{n}"), "guess").await, 401, "unauthorized").await;
+    }
     assert_error(app.login("bob", PW).await, 429, "rate_limited").await;
 }
 

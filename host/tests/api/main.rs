@@ -4,10 +4,12 @@
 //! test on the filesystem and on a real S3 server (Garage, started by `scripts/test`). Test names
 //! say which: `db::postgres::users_roundtrip`, `storage::s3::multipart_upload_round_trips`.
 
+mod abuse;
 mod cli;
 mod crash;
 mod db;
 mod files;
+mod front_door;
 mod helpers;
 mod http;
 mod identity;
@@ -16,4 +18,5 @@ mod plugins;
 mod projects;
 mod queue;
 mod registry;
+mod sessions;
 mod storage;
