@@ -128,30 +128,56 @@ pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Er
     })
 }
 
+/// The reason a job given up on by [`reclaim_stale`] carries, and its unrendered variants with it.
+pub const GAVE_UP_SILENT: &str = "gave up: the worker running this job stopped answering on every attempt";
+
 /// Puts back `processing` jobs whose heartbeat is older than `stale_ms` (their worker died):
 /// they run again, with their attempt counted; a job that has used `max_attempts` (one that
-/// kills its worker every time, say) is `failed` instead. Returns how many were touched.
+/// kills its worker every time, say) is `failed` instead, and so is what it was rendering: its
+/// pending variants fail with the reason and its file settles, as when a worker gives up itself
+/// (nothing may stay `processing` or `pending` for ever). One transaction, so a reclaimer that
+/// dies half-way leaves no failed job over a file still `processing`. Returns how many were
+/// touched.
 #[tracing::instrument(skip(db))]
 pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
     let now = db_now(db);
     let sql = format!(
         "UPDATE jobs SET
              status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-             error = CASE WHEN attempts >= $3
-                 THEN 'gave up: the worker running this job stopped answering on every attempt'
+             error = CASE WHEN attempts >= $3 THEN $4
                  ELSE 'the worker running this job stopped answering; taken back' END,
              locked_by = NULL, heartbeat = NULL, run_after = {now}, updated_at = $1
-         WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)"
+         WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)
+         RETURNING status, kind, file_id"
     );
+    let stamp = Utc::now();
     dispatch!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Utc::now())
+        let mut tx = pool.begin().await?;
+        let touched: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(stamp)
             .bind(stale_ms)
             .bind(max_attempts)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            .bind(GAVE_UP_SILENT)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (_, _, file) in touched.iter().filter(|(status, kind, _)| status == "failed" && renders_file(kind)) {
+            let Some(file) = file else { continue };
+            sqlx::query(super::files::GIVE_UP_VARIANTS)
+                .bind(GAVE_UP_SILENT)
+                .bind(stamp)
+                .bind(file)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(super::files::GIVE_UP_FILE).bind(stamp).bind(file).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(touched.len() as u64)
     })
+}
+
+/// Whether a job of `kind` renders one file's variants (so giving up on it settles that file).
+pub fn renders_file(kind: &str) -> bool {
+    matches!(kind, "process_image" | "sync_file_variants")
 }
 
 /// Ends `worker`'s job: `completed` (error cleared) or `failed` with `error`. False when the

@@ -178,7 +178,7 @@ impl Worker {
                 let why = format!("gave up after {} attempts: {transient}", job.attempts);
                 let held = jobs::finish(db, job.id, me, "failed", Some(&why)).await?;
                 // Nothing may stay `processing`: what was not rendered fails with the reason.
-                if held && let (Some(file), "process_image" | "sync_file_variants") = (job.file_id, job.kind.as_str()) {
+                if held && let Some(file) = job.file_id.filter(|_| jobs::renders_file(&job.kind)) {
                     crate::db::files::give_up(db, file, &why).await?;
                 }
                 (held, Ran::Failed(why))

@@ -15,5 +15,6 @@ mod jobs;
 mod plugins;
 mod projects;
 mod queue;
+mod recovery;
 mod registry;
 mod storage;
