@@ -104,6 +104,11 @@ pub async fn insert_checked(
 ) -> Result<Inserted, sqlx::Error> {
     let now = Utc::now();
     let job_id = job.then(Uuid::now_v7);
+    let job_sql = format!(
+        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
+         VALUES ($1, $2, $3, 'process_image', 'pending', 0, $4, $4, {})",
+        super::jobs::fair_round(db, "$2")
+    );
     // The same statements on both backends; only the way to take the lock differs.
     macro_rules! write {
         ($tx:ident) => {{
@@ -162,10 +167,7 @@ pub async fn insert_checked(
                 .await?;
             }
             if let Some(job_id) = job_id {
-                sqlx::query(
-                    "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'process_image', 'pending', 0, $4, $4)",
-                )
+                sqlx::query(sqlx::AssertSqlSafe(job_sql.clone()))
                 .bind(job_id)
                 .bind(file.project_id)
                 .bind(file.id)

@@ -41,6 +41,28 @@ fn db_now(db: &Db) -> &'static str {
     }
 }
 
+/// The round of a job enqueued now for the project in placeholder `project` (migration 0004):
+/// the later of the queue's current round and one past the project's last pending round. The
+/// current round is the lowest round a runnable job waits in (or any pending job, when every
+/// one is backing off; 0 when none waits). So a project's backlog holds consecutive rounds and a
+/// newcomer's job joins the current round: it is claimed after at most one job of each other
+/// project, whatever their backlog. Each look-up is the first row of an index
+/// (`jobs_fair_claim`, `jobs_project_round`).
+pub(crate) fn fair_round(db: &Db, project: &str) -> String {
+    let now = db_now(db);
+    let greatest = match db {
+        Db::Postgres(_) => "GREATEST",
+        Db::Sqlite(_) => "MAX",
+    };
+    format!(
+        "{greatest}(
+             COALESCE((SELECT fair_round FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY fair_round LIMIT 1),
+                      (SELECT fair_round FROM jobs WHERE status = 'pending' ORDER BY fair_round LIMIT 1), 0),
+             COALESCE((SELECT fair_round + 1 FROM jobs WHERE project_id = {project} AND status = 'pending'
+                       ORDER BY fair_round DESC LIMIT 1), 0))"
+    )
+}
+
 #[tracing::instrument(skip(db))]
 pub async fn insert(
     db: &Db,
@@ -50,19 +72,21 @@ pub async fn insert(
 ) -> Result<JobRow, sqlx::Error> {
     let id = Uuid::now_v7();
     let now = Utc::now();
+    let sql = format!(
+        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, {})",
+        fair_round(db, "$2")
+    );
     dispatch!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
-        )
-        .bind(id)
-        .bind(project_id)
-        .bind(file_id)
-        .bind(kind)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(project_id)
+            .bind(file_id)
+            .bind(kind)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })?;
     find(db, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
@@ -96,14 +120,16 @@ pub async fn set_status(
     })
 }
 
-/// Takes the oldest runnable `pending` job for `worker`, or `None` when there is none.
+/// Takes a runnable `pending` job for `worker`, or `None` when there is none: the one of the
+/// lowest round, the oldest within it (rounds make the claim fair across projects, see
+/// [`fair_round`]; a retried job keeps its round, so it goes first once its backoff is over).
 #[tracing::instrument(skip(db))]
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error> {
     let now = db_now(db);
     let lock = if matches!(db, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = {now}, attempts = attempts + 1, updated_at = $2
-         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY run_after, id LIMIT 1{lock})
+         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY fair_round, id LIMIT 1{lock})
          RETURNING {COLUMNS}"
     );
     dispatch!(db, |pool| {
@@ -227,18 +253,20 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: 
 #[tracing::instrument(skip(db))]
 pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let now = Utc::now();
+    let sql = format!(
+        "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at, fair_round)
+         SELECT $1, 'cleanup', 'pending', 0, $2, $2, {}
+         WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
+        fair_round(db, "NULL")
+    );
     let inserted = dispatch!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at)
-             SELECT $1, 'cleanup', 'pending', 0, $2, $2
-             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
-        )
-        .bind(Uuid::now_v7())
-        .bind(now)
-        .bind(since)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Uuid::now_v7())
+            .bind(now)
+            .bind(since)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
     });
     match inserted {
         // Another worker enqueued one at the same moment (the unique index of 0003 said no).

@@ -7,6 +7,7 @@
 mod cli;
 mod crash;
 mod db;
+mod fairness;
 mod files;
 mod helpers;
 mod http;
