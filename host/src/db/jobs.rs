@@ -248,6 +248,34 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: 
     })
 }
 
+/// The project's waiting `sync_project_variants` job, made now unless one is already waiting
+/// (then that one: at most one waits per project, by the unique index of migration 0005).
+#[tracing::instrument(skip(db))]
+pub async fn enqueue_project_sync(db: &Db, project_id: Uuid) -> Result<JobRow, sqlx::Error> {
+    // The waiting one may be claimed between our insert's refusal and our look: then ours can go
+    // in. A few rounds settle it (each lost round means a worker took a job).
+    let mut rounds = 0;
+    loop {
+        if let Some(job) = waiting_project_sync(db, project_id).await? {
+            return Ok(job);
+        }
+        match insert(db, Some(project_id), None, "sync_project_variants").await {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && rounds < 3 => rounds += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn waiting_project_sync(db: &Db, project_id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND kind = 'sync_project_variants' AND status = 'pending'"
+    );
+    dispatch!(db, |pool| sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await)
+}
+
 /// Enqueues a `cleanup` job unless one was made after `since` (or is still waiting): the daily
 /// schedule, safe to call from every worker.
 #[tracing::instrument(skip(db))]

@@ -1,14 +1,15 @@
-//! The queue shared by tenants: one project's backlog does not starve another's first upload.
-//! On both databases.
+//! The queue shared by tenants: one project's backlog does not starve another's first upload,
+//! and a project cannot pile up sync jobs. On both databases.
 
 use mbk_host::db::jobs;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, fixture};
+use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
 
 db_tests!(
     another_projects_first_upload_is_claimed_before_a_backlog,
-    backlogged_projects_take_turns
+    backlogged_projects_take_turns,
+    one_sync_waits_per_project
 );
 
 fn pid(id: &str) -> uuid::Uuid {
@@ -76,4 +77,40 @@ async fn backlogged_projects_take_turns(db: DbKind) {
     backlog(&app, &c.project_id, 10).await;
     let order = claim_projects(&app, 9).await;
     assert_eq!(order, [pa, pb, pc, pa, pb, pc, pa, pb, pc]);
+}
+
+async fn one_sync_waits_per_project(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let (t, other) = (app.project_with_key(Value::Null).await, app.project_with_key(Value::Null).await);
+    let sync = |tenant: &crate::helpers::Tenant| {
+        let (path, token) = (format!("/projects/{}/sync-variants", tenant.project_id), tenant.token.clone());
+        let app = &app;
+        async move {
+            let response = app.post_json(&path, Some(&token), &json!({})).await;
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("json")["job_id"].as_str().expect("job_id").to_owned()
+        }
+    };
+    let first = sync(&t).await;
+    for _ in 0..3 {
+        assert_eq!(sync(&t).await, first, "while one waits, the same job");
+    }
+    let theirs = sync(&other).await;
+    assert_ne!(theirs, first, "one per project, not one in all");
+    let pending: Value = app.get_with_key("/jobs?status=pending", &t.key).await.json().await.expect("json");
+    assert_eq!(pending["total"], 1, "{pending}");
+
+    // Once it runs (claimed here and held), a request made now needs a new sync: its settings
+    // may have changed after the running one read them.
+    let running = jobs::claim(&app.state.db, "sync:1:w/0").await.expect("claim").expect("a job");
+    assert_eq!(running.id.to_string(), first);
+    let next = sync(&t).await;
+    assert_ne!(next, first);
+    assert_eq!(sync(&t).await, next);
+    assert!(jobs::finish(&app.state.db, running.id, "sync:1:w/0", "completed", None).await.expect("finish"));
+    assert_eq!(drain(&app).await, 2, "the waiting sync of each project");
+    let after = sync(&t).await;
+    assert!(![first, next].contains(&after), "nothing waits any more: a new one");
+    let all: Value = app.get_with_key("/jobs", &t.key).await.json().await.expect("json");
+    assert_eq!(all["total"], 3, "{all}");
 }
