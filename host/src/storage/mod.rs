@@ -175,6 +175,34 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 }
 
+/// Whether a browser opening a body of type `mime` would run it as a page or a script: HTML,
+/// XHTML, SVG and every other XML (XSLT, XML with scripts), JavaScript, and the old plug-in
+/// types. Such uploads must never be served inline from a store's origin (stored XSS).
+pub fn is_active_type(mime: &str) -> bool {
+    let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else { return false };
+    sub == "html"
+        || sub == "xml"
+        || sub.ends_with("+xml")
+        || sub.contains("javascript")
+        || sub.contains("ecmascript")
+        || (kind == "text" && matches!(sub, "xsl" | "vtt" | "cache-manifest"))
+        || matches!(sub, "x-shockwave-flash" | "x-mixed-replace" | "x-silverlight-app")
+}
+
+/// How an object of type `mime` is stored and served, on every store: an active type (see
+/// [`is_active_type`]) as `application/octet-stream`, and every `application/octet-stream` with
+/// `Content-Disposition: attachment`, so a browser downloads it instead of rendering it. The
+/// database keeps the sniffed type (the File's `mime_type`).
+pub fn served_as(mime: &str) -> (&str, Option<&'static str>) {
+    const OCTET: &str = "application/octet-stream";
+    if is_active_type(mime) || mime.trim().eq_ignore_ascii_case(OCTET) {
+        (OCTET, Some("attachment"))
+    } else {
+        (mime, None)
+    }
+}
+
 /// Opens the store the configuration names.
 pub async fn open(config: &StorageConfig, public_base_url: &str) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(match config {
@@ -186,6 +214,39 @@ pub async fn open(config: &StorageConfig, public_base_url: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_types_are_served_as_downloads() {
+        for active in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "application/xml",
+            "text/xml",
+            "application/rss+xml",
+            "text/javascript",
+            "application/javascript",
+            "application/x-javascript",
+            "text/ecmascript",
+            "text/xsl",
+            "application/x-shockwave-flash",
+            "TEXT/HTML",
+            "application/octet-stream",
+        ] {
+            assert_eq!(served_as(active), ("application/octet-stream", Some("attachment")), "{active}");
+        }
+        for passive in [
+            "image/webp",
+            "image/jpeg",
+            "text/plain; charset=utf-8",
+            "application/json",
+            "application/pdf",
+            "video/mp4",
+        ] {
+            assert_eq!(served_as(passive), (passive, None), "{passive}");
+        }
+    }
 
     #[test]
     fn parses_single_ranges() {

@@ -66,12 +66,14 @@ impl S3Store {
         first: Bytes,
         mut body: ByteStream,
     ) -> StorageResult<()> {
+        let (content_type, disposition) = super::served_as(content_type);
         let created = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
             .content_type(content_type)
+            .set_content_disposition(disposition.map(str::to_owned))
             .send()
             .await
             .map_err(|e| classify(key, e))?;
@@ -187,11 +189,14 @@ impl BlobStore for S3Store {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         fill(&mut buf, &mut body).await?;
         if buf.len() < PART_SIZE {
+            // What the bucket's origin serves it as (its public URL): never an active type.
+            let (content_type, disposition) = super::served_as(content_type);
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key.as_str())
                 .content_type(content_type)
+                .set_content_disposition(disposition.map(str::to_owned))
                 .body(S3Body::from(buf.freeze()))
                 .send()
                 .await
@@ -299,11 +304,17 @@ impl BlobStore for S3Store {
 
     async fn presigned_get(&self, key: &BlobKey, ttl: Duration) -> StorageResult<Option<String>> {
         let config = PresigningConfig::expires_in(ttl).map_err(StorageError::backend)?;
+        // The answer's type is named in the signed URL, from the key (whose extension never
+        // names an active type), whatever the object was stored with (objects stored before
+        // active types were refused may carry `text/html`).
+        let (content_type, disposition) = super::served_as(crate::files::sniff::mime_for_key(key.as_str()));
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .response_content_type(content_type)
+            .set_response_content_disposition(disposition.map(str::to_owned))
             .presigned(config)
             .await
             .map_err(|e| classify(key, e))?;

@@ -4,6 +4,7 @@
 //! test on the filesystem and on a real S3 server (Garage, started by `scripts/test`). Test names
 //! say which: `db::postgres::users_roundtrip`, `storage::s3::multipart_upload_round_trips`.
 
+mod active_content;
 mod caps;
 mod cli;
 mod crash;
