@@ -43,6 +43,10 @@ impl StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// A listing page by page (an S3 `ListObjectsV2` answer, or one folder of the filesystem), so
+/// memory holds one page however large the store.
+pub type ObjectPages<'a> = Pin<Box<dyn Stream<Item = StorageResult<Vec<ObjectMeta>>> + Send + 'a>>;
+
 /// What a store knows about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -144,8 +148,28 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes an object. Removing a missing object succeeds (deletes are retried).
     async fn delete(&self, key: &BlobKey) -> StorageResult<()>;
 
-    /// Every object whose key starts with `prefix` (for the orphan scan and project deletion).
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>>;
+    /// Every object whose key starts with `prefix`, sorted by key (project deletion, tests).
+    /// Held in memory: a whole store's listing goes through [`BlobStore::list_pages`].
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        use futures_util::TryStreamExt;
+        let mut out: Vec<ObjectMeta> = self.list_pages(prefix).try_concat().await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Every object whose key starts with `prefix`, one page at a time (the orphan scan). Keys of
+    /// one folder come together (S3 lists in key order; the filesystem walks depth first).
+    fn list_pages<'a>(&'a self, prefix: &'a str) -> ObjectPages<'a>;
+
+    /// Removes what interrupted writes left behind, begun before `before`: temp files of the
+    /// filesystem backend, incomplete multipart uploads on S3 (whose parts a bucket keeps, and
+    /// bills, until aborted). On S3 only uploads whose key `ours` accepts are touched: the
+    /// bucket may be shared. Returns how many went.
+    async fn sweep_incomplete(
+        &self,
+        before: DateTime<Utc>,
+        ours: &(dyn for<'k> Fn(&'k str) -> bool + Sync),
+    ) -> StorageResult<usize>;
 
     /// The URL a client fetches the object from without credentials.
     fn public_url(&self, key: &BlobKey) -> String;

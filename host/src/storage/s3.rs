@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, StorageError, StorageResult};
+use super::{
+    BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, ObjectPages, StorageError, StorageResult,
+};
 use crate::config::S3Config;
 
 /// Part size of multipart uploads, and the size above which an upload becomes one.
@@ -268,34 +270,79 @@ impl BlobStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+    fn list_pages<'a>(&'a self, prefix: &'a str) -> ObjectPages<'a> {
+        // State: the continuation token of the next page (`Some(None)`: the first), or `None`
+        // once the last page was read.
+        Box::pin(futures_util::stream::try_unfold(Some(None::<String>), move |state| async move {
+            let Some(token) = state else { return Ok(None) };
             let page = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
-                .set_continuation_token(token.take())
+                .set_continuation_token(token)
                 .send()
                 .await
                 .map_err(|e| StorageError::backend(anyhow!("{}", DisplayErrorContext(&e))))?;
-            out.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectMeta {
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or_default().max(0) as u64,
-                    last_modified: to_chrono(o.last_modified()),
-                    etag: o.e_tag().map(str::to_owned),
+            let objects: Vec<ObjectMeta> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectMeta {
+                        key: o.key()?.to_owned(),
+                        size: o.size().unwrap_or_default().max(0) as u64,
+                        last_modified: to_chrono(o.last_modified()),
+                        etag: o.e_tag().map(str::to_owned),
+                    })
                 })
-            }));
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated().unwrap_or(false) => token = Some(next.to_owned()),
+                .collect();
+            let next = match page.next_continuation_token() {
+                Some(next) if page.is_truncated().unwrap_or(false) => Some(Some(next.to_owned())),
+                _ => None,
+            };
+            Ok(Some((objects, next)))
+        }))
+    }
+
+    async fn sweep_incomplete(
+        &self,
+        before: DateTime<Utc>,
+        ours: &(dyn for<'k> Fn(&'k str) -> bool + Sync),
+    ) -> StorageResult<usize> {
+        let mut removed = 0;
+        let (mut key_marker, mut upload_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_marker.take())
+                .send()
+                .await
+                .map_err(|e| StorageError::backend(anyhow!("{}", DisplayErrorContext(&e))))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                // No start time known: never abort on a guess (it may be an upload in flight).
+                let old = to_chrono(upload.initiated()).is_some_and(|at| at < before);
+                if !old || !ours(key) {
+                    continue;
+                }
+                let aborted =
+                    self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await;
+                match aborted {
+                    Ok(_) => removed += 1,
+                    // Completed or aborted by someone else meanwhile.
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+                    Err(e) => return Err(StorageError::backend(anyhow!("{}", DisplayErrorContext(&e)))),
+                }
+            }
+            match (page.is_truncated().unwrap_or(false), page.next_key_marker(), page.next_upload_id_marker()) {
+                (true, Some(k), u) => (key_marker, upload_marker) = (Some(k.to_owned()), u.map(str::to_owned)),
                 _ => break,
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok(removed)
     }
 
     fn public_url(&self, key: &BlobKey) -> String {

@@ -21,3 +21,4 @@ mod queue;
 mod recovery;
 mod registry;
 mod storage;
+mod sweep;
