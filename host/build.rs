@@ -18,7 +18,8 @@ fn main() {
     let workspace = manifest_dir.parent().expect("workspace root").to_path_buf();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let out_file = out_dir.join("mbk_standard.wasm");
-    for watched in ["plugins", "wit", "Cargo.lock"] {
+    // `migrations`: sqlx embeds them at compile time, and a new file must rebuild the crate.
+    for watched in ["plugins", "wit", "Cargo.lock", "migrations"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=MBK_SKIP_WASM");

@@ -104,6 +104,11 @@ pub async fn insert_checked(
 ) -> Result<Inserted, sqlx::Error> {
     let now = Utc::now();
     let job_id = job.then(Uuid::now_v7);
+    let job_sql = format!(
+        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
+         VALUES ($1, $2, $3, 'process_image', 'pending', 0, $4, $4, {})",
+        super::jobs::fair_round(db, "$2")
+    );
     // The same statements on both backends; only the way to take the lock differs.
     macro_rules! write {
         ($tx:ident) => {{
@@ -162,10 +167,7 @@ pub async fn insert_checked(
                 .await?;
             }
             if let Some(job_id) = job_id {
-                sqlx::query(
-                    "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at)
-                     VALUES ($1, $2, $3, 'process_image', 'pending', 0, $4, $4)",
-                )
+                sqlx::query(sqlx::AssertSqlSafe(job_sql.clone()))
                 .bind(job_id)
                 .bind(file.project_id)
                 .bind(file.id)
@@ -346,6 +348,16 @@ pub async fn storage_keys(db: &Db, project_id: Uuid) -> Result<Vec<String>, sqlx
     })
 }
 
+/// Giving up on a file's job, in two statements shared by the worker's give-up ([`give_up`]) and
+/// the stale reclaim's ([`super::jobs::reclaim_stale`]), which runs them in its own transaction.
+/// Binds: reason, now, file id.
+pub(crate) const GIVE_UP_VARIANTS: &str =
+    "UPDATE variants SET status = 'failed', error = $1, updated_at = $2 WHERE file_id = $3 AND status = 'pending'";
+/// Binds: now, file id. `failed` when no variant is ready, else `ready`.
+pub(crate) const GIVE_UP_FILE: &str = "UPDATE files SET updated_at = $1, status = CASE WHEN EXISTS
+         (SELECT 1 FROM variants WHERE file_id = $2 AND status = 'ready') THEN 'ready' ELSE 'failed' END
+     WHERE id = $2 AND status = 'processing'";
+
 /// A file whose job gave up: its variants still pending fail with `reason`, and the file is
 /// settled (`failed` when no variant is ready, else `ready`), so nothing stays `processing`.
 #[tracing::instrument(skip(db))]
@@ -353,21 +365,8 @@ pub async fn give_up(db: &Db, file_id: Uuid, reason: &str) -> Result<(), sqlx::E
     let now = Utc::now();
     dispatch!(db, |pool| {
         let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE variants SET status = 'failed', error = $1, updated_at = $2 WHERE file_id = $3 AND status = 'pending'")
-            .bind(super::clip(reason))
-            .bind(now)
-            .bind(file_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE files SET updated_at = $1, status = CASE WHEN EXISTS
-                 (SELECT 1 FROM variants WHERE file_id = $2 AND status = 'ready') THEN 'ready' ELSE 'failed' END
-             WHERE id = $2 AND status = 'processing'",
-        )
-        .bind(now)
-        .bind(file_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(GIVE_UP_VARIANTS).bind(super::clip(reason)).bind(now).bind(file_id).execute(&mut *tx).await?;
+        sqlx::query(GIVE_UP_FILE).bind(now).bind(file_id).execute(&mut *tx).await?;
         tx.commit().await
     })
 }

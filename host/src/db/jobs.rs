@@ -41,6 +41,28 @@ fn db_now(db: &Db) -> &'static str {
     }
 }
 
+/// The round of a job enqueued now for the project in placeholder `project` (migration 0004):
+/// the later of the queue's current round and one past the project's last pending round. The
+/// current round is the lowest round a runnable job waits in (or any pending job, when every
+/// one is backing off; 0 when none waits). So a project's backlog holds consecutive rounds and a
+/// newcomer's job joins the current round: it is claimed after at most one job of each other
+/// project, whatever their backlog. Each look-up is the first row of an index
+/// (`jobs_fair_claim`, `jobs_project_round`).
+pub(crate) fn fair_round(db: &Db, project: &str) -> String {
+    let now = db_now(db);
+    let greatest = match db {
+        Db::Postgres(_) => "GREATEST",
+        Db::Sqlite(_) => "MAX",
+    };
+    format!(
+        "{greatest}(
+             COALESCE((SELECT fair_round FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY fair_round LIMIT 1),
+                      (SELECT fair_round FROM jobs WHERE status = 'pending' ORDER BY fair_round LIMIT 1), 0),
+             COALESCE((SELECT fair_round + 1 FROM jobs WHERE project_id = {project} AND status = 'pending'
+                       ORDER BY fair_round DESC LIMIT 1), 0))"
+    )
+}
+
 #[tracing::instrument(skip(db))]
 pub async fn insert(
     db: &Db,
@@ -50,19 +72,21 @@ pub async fn insert(
 ) -> Result<JobRow, sqlx::Error> {
     let id = Uuid::now_v7();
     let now = Utc::now();
+    let sql = format!(
+        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, {})",
+        fair_round(db, "$2")
+    );
     dispatch!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
-        )
-        .bind(id)
-        .bind(project_id)
-        .bind(file_id)
-        .bind(kind)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(project_id)
+            .bind(file_id)
+            .bind(kind)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })?;
     find(db, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
@@ -96,14 +120,16 @@ pub async fn set_status(
     })
 }
 
-/// Takes the oldest runnable `pending` job for `worker`, or `None` when there is none.
+/// Takes a runnable `pending` job for `worker`, or `None` when there is none: the one of the
+/// lowest round, the oldest within it (rounds make the claim fair across projects, see
+/// [`fair_round`]; a retried job keeps its round, so it goes first once its backoff is over).
 #[tracing::instrument(skip(db))]
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error> {
     let now = db_now(db);
     let lock = if matches!(db, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = {now}, attempts = attempts + 1, updated_at = $2
-         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY run_after, id LIMIT 1{lock})
+         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_after <= {now} ORDER BY fair_round, id LIMIT 1{lock})
          RETURNING {COLUMNS}"
     );
     dispatch!(db, |pool| {
@@ -128,30 +154,56 @@ pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Er
     })
 }
 
+/// The reason a job given up on by [`reclaim_stale`] carries, and its unrendered variants with it.
+pub const GAVE_UP_SILENT: &str = "gave up: the worker running this job stopped answering on every attempt";
+
 /// Puts back `processing` jobs whose heartbeat is older than `stale_ms` (their worker died):
 /// they run again, with their attempt counted; a job that has used `max_attempts` (one that
-/// kills its worker every time, say) is `failed` instead. Returns how many were touched.
+/// kills its worker every time, say) is `failed` instead, and so is what it was rendering: its
+/// pending variants fail with the reason and its file settles, as when a worker gives up itself
+/// (nothing may stay `processing` or `pending` for ever). One transaction, so a reclaimer that
+/// dies half-way leaves no failed job over a file still `processing`. Returns how many were
+/// touched.
 #[tracing::instrument(skip(db))]
 pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
     let now = db_now(db);
     let sql = format!(
         "UPDATE jobs SET
              status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-             error = CASE WHEN attempts >= $3
-                 THEN 'gave up: the worker running this job stopped answering on every attempt'
+             error = CASE WHEN attempts >= $3 THEN $4
                  ELSE 'the worker running this job stopped answering; taken back' END,
              locked_by = NULL, heartbeat = NULL, run_after = {now}, updated_at = $1
-         WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)"
+         WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)
+         RETURNING status, kind, file_id"
     );
+    let stamp = Utc::now();
     dispatch!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(Utc::now())
+        let mut tx = pool.begin().await?;
+        let touched: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(stamp)
             .bind(stale_ms)
             .bind(max_attempts)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            .bind(GAVE_UP_SILENT)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (_, _, file) in touched.iter().filter(|(status, kind, _)| status == "failed" && renders_file(kind)) {
+            let Some(file) = file else { continue };
+            sqlx::query(super::files::GIVE_UP_VARIANTS)
+                .bind(GAVE_UP_SILENT)
+                .bind(stamp)
+                .bind(file)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(super::files::GIVE_UP_FILE).bind(stamp).bind(file).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(touched.len() as u64)
     })
+}
+
+/// Whether a job of `kind` renders one file's variants (so giving up on it settles that file).
+pub fn renders_file(kind: &str) -> bool {
+    matches!(kind, "process_image" | "sync_file_variants")
 }
 
 /// Ends `worker`'s job: `completed` (error cleared) or `failed` with `error`. False when the
@@ -196,23 +248,53 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: 
     })
 }
 
+/// The project's waiting `sync_project_variants` job, made now unless one is already waiting
+/// (then that one: at most one waits per project, by the unique index of migration 0005).
+#[tracing::instrument(skip(db))]
+pub async fn enqueue_project_sync(db: &Db, project_id: Uuid) -> Result<JobRow, sqlx::Error> {
+    // The waiting one may be claimed between our insert's refusal and our look: then ours can go
+    // in. A few rounds settle it (each lost round means a worker took a job).
+    let mut rounds = 0;
+    loop {
+        if let Some(job) = waiting_project_sync(db, project_id).await? {
+            return Ok(job);
+        }
+        match insert(db, Some(project_id), None, "sync_project_variants").await {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() && rounds < 3 => rounds += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn waiting_project_sync(db: &Db, project_id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND kind = 'sync_project_variants' AND status = 'pending'"
+    );
+    dispatch!(db, |pool| sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await)
+}
+
 /// Enqueues a `cleanup` job unless one was made after `since` (or is still waiting): the daily
 /// schedule, safe to call from every worker.
 #[tracing::instrument(skip(db))]
 pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let now = Utc::now();
+    let sql = format!(
+        "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at, fair_round)
+         SELECT $1, 'cleanup', 'pending', 0, $2, $2, {}
+         WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
+        fair_round(db, "NULL")
+    );
     let inserted = dispatch!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at)
-             SELECT $1, 'cleanup', 'pending', 0, $2, $2
-             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
-        )
-        .bind(Uuid::now_v7())
-        .bind(now)
-        .bind(since)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Uuid::now_v7())
+            .bind(now)
+            .bind(since)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1)
     });
     match inserted {
         // Another worker enqueued one at the same moment (the unique index of 0003 said no).

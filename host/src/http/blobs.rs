@@ -92,7 +92,11 @@ pub async fn serve(
 
     let mut response = Response::new(Body::empty());
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime_for_key(key.as_str())));
+    let (content_type, disposition) = crate::storage::served_as(mime_for_key(key.as_str()));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(disposition) = disposition {
+        h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(disposition));
+    }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(object.content_length()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));

@@ -179,6 +179,9 @@ pub struct JobAccepted {
 
 /// (Re)generate, for every image, the variants the settings now name, and remove the variants
 /// they no longer name. Runs in the background; follow it with `GET /jobs` or `GET /admin/jobs`.
+///
+/// At most one sync per project waits: while one is pending, the answer is that job's id (it
+/// reads the settings when it runs).
 #[utoipa::path(
     post, path = "/projects/{id}/sync-variants", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),

@@ -1,19 +1,22 @@
 //! `cleanup`: purge projects soft-deleted longer ago than the limit (30 days: blobs first, then
-//! rows), then compare the store with the database and delete objects no row names, if they are
-//! older than the grace period (an upload writes its blob before its rows: a young object may be
-//! an upload in flight). Scheduled daily by the workers; `mbk-host cleanup` runs it by hand.
+//! rows), remove writes that never finished (filesystem temp files, incomplete S3 multipart
+//! uploads), then compare the store with the database page by page and delete objects no row
+//! names, if they are older than the grace period (an upload writes its blob before its rows: a
+//! young object may be an upload in flight). Scheduled daily by the workers; `mbk-host cleanup`
+//! runs it by hand.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::Utc;
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::process_image::Transient;
 use crate::AppState;
 use crate::db::{files, projects};
+use crate::storage::BlobKey;
 use crate::storage::keys::project_prefix;
-use crate::storage::{BlobKey, ObjectMeta};
 
 /// What a run removed and what it left for later.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +33,9 @@ pub struct Report {
     pub objects_scanned: usize,
     /// Objects outside our key layout (not `{slug}-{uuid}/…` or `plugins/…`): never touched.
     pub foreign_skipped: usize,
+    /// Writes that never finished, older than the grace period, removed: temp files of the
+    /// filesystem store, incomplete multipart uploads (of our layout) on S3.
+    pub incomplete_uploads_removed: usize,
 }
 
 pub async fn run(state: &AppState) -> Result<Report, Transient> {
@@ -39,9 +45,12 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     let cutoff = Utc::now() - chrono::Duration::from_std(settings.purge_after).unwrap_or(chrono::Duration::MAX);
     for project in projects::deleted_before(&state.db, cutoff).await? {
         let prefix = project_prefix(&project.slug, project.id);
-        for object in state.store.list(&prefix).await? {
-            state.store.delete(&BlobKey::parse(&object.key)?).await?;
-            report.project_objects_deleted += 1;
+        let mut pages = state.store.list_pages(&prefix);
+        while let Some(page) = pages.try_next().await? {
+            for object in page {
+                state.store.delete(&BlobKey::parse(&object.key)?).await?;
+                report.project_objects_deleted += 1;
+            }
         }
         if projects::delete_rows(&state.db, project.id).await? {
             report.projects_purged += 1;
@@ -49,29 +58,36 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
         tracing::info!(project = %project.id, "cleanup: purged a project deleted before {cutoff}");
     }
 
-    // Orphans, one project folder at a time (only that project's keys are held in memory).
     let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
     let young_after = Utc::now() - grace;
-    let objects = state.store.list("").await?;
-    report.objects_scanned = objects.len();
-    let mut by_project: BTreeMap<Option<Uuid>, Vec<ObjectMeta>> = BTreeMap::new();
-    for object in objects {
-        // Only our own layout is ours to judge: `{slug}-{uuid}/…` and `plugins/…`. Anything else
-        // in the bucket (another application's, a folder marker) is left alone.
-        let project = project_of(&object.key);
-        if project.is_none() && !object.key.starts_with(crate::plugins::registry::PLUGIN_PREFIX) {
-            report.foreign_skipped += 1;
-            continue;
-        }
-        by_project.entry(project).or_default().push(object);
-    }
-    for (project_id, objects) in by_project {
-        let named: HashSet<String> = match project_id {
-            Some(id) => files::storage_keys(&state.db, id).await?.into_iter().collect(),
-            None => HashSet::new(),
-        };
-        for object in objects {
-            if named.contains(&object.key) {
+    // Writes that never finished (a process died mid-upload) past the same grace.
+    report.incomplete_uploads_removed = state.store.sweep_incomplete(young_after, &is_ours).await?;
+
+    // Orphans, page by page; the keys the database names are held for one project folder at a
+    // time (a folder's objects come together in a listing).
+    let mut named: Option<(Option<Uuid>, HashSet<String>)> = None;
+    let mut pages = state.store.list_pages("");
+    while let Some(page) = pages.try_next().await? {
+        for object in page {
+            report.objects_scanned += 1;
+            // Only our own layout is ours to judge: `{slug}-{uuid}/…` and `plugins/…`. Anything
+            // else in the bucket (another application's, a folder marker) is left alone.
+            if !is_ours(&object.key) {
+                report.foreign_skipped += 1;
+                continue;
+            }
+            let project = project_of(&object.key);
+            let keys = match &named {
+                Some((loaded, keys)) if *loaded == project => keys,
+                _ => {
+                    let keys = match project {
+                        Some(id) => files::storage_keys(&state.db, id).await?.into_iter().collect(),
+                        None => HashSet::new(),
+                    };
+                    &named.insert((project, keys)).1
+                }
+            };
+            if keys.contains(&object.key) {
                 continue;
             }
             // No age known: never delete on a guess.
@@ -93,6 +109,11 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     }
     tracing::info!(?report, "cleanup finished");
     Ok(report)
+}
+
+/// Whether a key is of our layout: `{slug}-{uuid}/…` or `plugins/…`.
+fn is_ours(key: &str) -> bool {
+    project_of(key).is_some() || key.starts_with(crate::plugins::registry::PLUGIN_PREFIX)
 }
 
 /// The project a key belongs to: its first folder is `{slug}-{project uuid}`.

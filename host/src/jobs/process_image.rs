@@ -44,6 +44,20 @@ pub enum Transient {
     Busy(String),
 }
 
+impl Transient {
+    /// What a tenant is shown (the job's and its variants' `error`): a stable reason. The
+    /// detail (a store endpoint, a bucket, a path, the SQL a database refused) is for the log
+    /// only, where the worker writes it.
+    pub fn public_reason(&self) -> String {
+        match self {
+            Transient::Storage(_) => "storage unavailable".into(),
+            Transient::Database(_) => "database unavailable".into(),
+            Transient::TimedOut(_) => self.to_string(),
+            Transient::Busy(_) => "every plugin sandbox was busy".into(),
+        }
+    }
+}
+
 fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
     Spec {
         name: v.name.as_str().to_owned(),

@@ -106,6 +106,9 @@ impl Worker {
         };
         // When recording fails (the database is away), the job is no longer kept alive: it is
         // taken back after the stale limit and runs again.
+        // The detail of a transient failure goes to this log line only; the row keeps the
+        // reason a tenant may read.
+        let detail = result.as_ref().err().map(|e| format!(" ({e})")).unwrap_or_default();
         let ran = self.record(&job, &me, result).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         crate::metrics::job_run(&job.kind, ran.label());
@@ -113,7 +116,9 @@ impl Worker {
         let (kind, id, attempt, res) = (&job.kind, job.id, job.attempts, ran.label());
         match &ran {
             Ran::Failed(why) | Ran::Retrying(why) => {
-                tracing::warn!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why} | res={res}")
+                tracing::warn!(
+                    "Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why}{detail} | res={res}"
+                )
             }
             Ran::Completed | Ran::Lost => {
                 tracing::info!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms | res={res}")
@@ -175,17 +180,17 @@ impl Worker {
             Ok(Ok(())) => (jobs::finish(db, job.id, me, "completed", None).await?, Ran::Completed),
             Ok(Err(why)) => (jobs::finish(db, job.id, me, "failed", Some(&why)).await?, Ran::Failed(why)),
             Err(transient) if job.attempts >= settings.max_attempts => {
-                let why = format!("gave up after {} attempts: {transient}", job.attempts);
+                let why = format!("gave up after {} attempts: {}", job.attempts, transient.public_reason());
                 let held = jobs::finish(db, job.id, me, "failed", Some(&why)).await?;
                 // Nothing may stay `processing`: what was not rendered fails with the reason.
-                if held && let (Some(file), "process_image" | "sync_file_variants") = (job.file_id, job.kind.as_str()) {
+                if held && let Some(file) = job.file_id.filter(|_| jobs::renders_file(&job.kind)) {
                     crate::db::files::give_up(db, file, &why).await?;
                 }
                 (held, Ran::Failed(why))
             }
             Err(transient) => {
                 let delay = settings.backoff(job.attempts);
-                let why = format!("{transient}; retrying in {delay:?}");
+                let why = format!("{}; retrying in {delay:?}", transient.public_reason());
                 (jobs::retry_later(db, job.id, me, delay.as_millis() as i64, &why).await?, Ran::Retrying(why))
             }
         };

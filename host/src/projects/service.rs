@@ -194,10 +194,11 @@ pub async fn delete_key(state: &AppState, user: CurrentUser, project_id: Uuid, k
     Ok(())
 }
 
-/// Queues a `sync_project_variants` job for the project; its id.
+/// Queues a `sync_project_variants` job for the project; its id. While one waits, that one's id
+/// (idempotent: a sync reads the settings when it runs, so the waiting one does what was asked).
 pub async fn request_sync(state: &AppState, user: CurrentUser, project_id: Uuid) -> AppResult<Uuid> {
     get(state, user, project_id).await?;
-    let job = crate::db::jobs::insert(&state.db, Some(project_id), None, "sync_project_variants").await?;
+    let job = crate::db::jobs::enqueue_project_sync(&state.db, project_id).await?;
     state.wake.notify_waiters();
     Ok(job.id)
 }

@@ -11,7 +11,12 @@ use crate::AppError;
 
 pub const STANDARD_PLUGIN: &str = "mbk-standard";
 pub const MAX_DIMENSION: u32 = 8192;
+/// Variants per project: each upload renders every one, so the count bounds an upload's work.
 pub const MAX_VARIANTS: usize = 32;
+/// Output pixels of one variant whose width and height are both set (8192 x 8192 would be 67
+/// MP, more than the host's encoders take). A variant with one side null is bounded by its
+/// original instead: `contain` never upscales.
+pub const MAX_VARIANT_PIXELS: u64 = 50_000_000;
 pub const DEFAULT_MAX_FILE_BYTES: i64 = 25 * 1024 * 1024;
 
 /// How a variant fits its box.
@@ -93,7 +98,8 @@ impl From<VariantName> for String {
 #[serde(deny_unknown_fields)]
 pub struct VariantSpec {
     pub name: VariantName,
-    /// 1..=8192, or null (then `height` bounds the size).
+    /// 1..=8192, or null (then `height` bounds the size). With `height` set too, width x height
+    /// is at most 50,000,000 pixels.
     #[schema(minimum = 1, maximum = 8192, example = 150)]
     pub width: Option<u32>,
     /// 1..=8192, or null (then `width` bounds the size).
@@ -145,8 +151,9 @@ impl Default for Quotas {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSettings {
-    /// Omitted: the two default variants (`thumbnail`, `medium`). `[]`: no variants.
+    /// Omitted: the two default variants (`thumbnail`, `medium`). `[]`: no variants. At most 32.
     #[serde(default = "default_variants")]
+    #[schema(max_items = 32)]
     pub variants: Vec<VariantSpec>,
     #[serde(default)]
     pub quotas: Quotas,
@@ -211,6 +218,14 @@ impl ProjectSettings {
                         format!("must be 1..={MAX_DIMENSION} or null, got {n}"),
                     ));
                 }
+            }
+            if let (Some(w), Some(h)) = (v.width, v.height)
+                && u64::from(w) * u64::from(h) > MAX_VARIANT_PIXELS
+            {
+                return Err(AppError::validation(
+                    field("width"),
+                    format!("width x height is at most {MAX_VARIANT_PIXELS} pixels, got {w} x {h}"),
+                ));
             }
             if v.width.is_none() && v.height.is_none() {
                 return Err(AppError::validation(field("width"), "width and height cannot both be null"));
@@ -295,6 +310,11 @@ mod tests {
         assert_eq!(s.variants[1].format, ImageFormat::Avif);
         assert_eq!(s.variants[0].plugin, STANDARD_PLUGIN);
         assert_eq!(parse(json!({"variants": []})).expect("valid").variants.len(), 0);
+        // The caps themselves are allowed: 32 variants, 50 MP (8192 x 6103).
+        let many: Vec<_> = (0..32)
+            .map(|i| json!({"name": format!("v{i}"), "width": 8192, "height": 6103, "fit": "cover", "format": "webp", "quality": 80}))
+            .collect();
+        assert_eq!(parse(json!({"variants": many})).expect("valid").variants.len(), 32);
     }
 
     #[test]
@@ -314,6 +334,7 @@ mod tests {
             (with(json!({"quality": 300})), "settings.variants[2].quality"),
             (with(json!({"width": 0})), "settings.variants[2].width"),
             (with(json!({"height": 8193})), "settings.variants[2].height"),
+            (with(json!({"width": 8192, "height": 6104})), "settings.variants[2].width"),
             (with(json!({"width": null, "height": null, "fit": "contain"})), "settings.variants[2].width"),
             (with(json!({"width": null, "fit": "cover"})), "settings.variants[2].width"),
             (with(json!({"fit": "fill"})), "settings.variants[2].fit"),
@@ -328,6 +349,10 @@ mod tests {
             (json!({"quotas": {"max_file_bytes": -5}}), "settings.quotas.max_file_bytes"),
             (json!({"variants": {}}), "settings.variants"),
             (json!([]), "settings"),
+            (
+                json!({"variants": (0..33).map(|i| { let mut v = ok.clone(); v["name"] = json!(format!("v{i}")); v }).collect::<Vec<_>>()}),
+                "settings.variants",
+            ),
         ];
         for (value, field) in cases {
             let err = parse(value.clone()).expect_err(&format!("{value} must be refused"));

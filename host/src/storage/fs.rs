@@ -14,7 +14,9 @@ use futures_util::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, StorageError, StorageResult};
+use super::{
+    BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, ObjectPages, StorageError, StorageResult,
+};
 
 const TMP_DIR: &str = ".tmp";
 
@@ -58,6 +60,35 @@ impl FsStore {
         }
         file.sync_all().await.context("sync temp file")?;
         Ok(())
+    }
+}
+
+impl FsStore {
+    /// The objects of one folder under `prefix`; its subfolders go on `stack`.
+    async fn read_folder(&self, dir: &Path, prefix: &str, stack: &mut Vec<PathBuf>) -> StorageResult<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(entries) => entries,
+            // Gone since it was seen (a delete pruned it).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(StorageError::backend(e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(StorageError::backend)? {
+            let path = entry.path();
+            let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+            let Some(rel) = rel.to_str() else { continue };
+            if rel.split('/').any(|s| s.starts_with('.')) {
+                continue; // the temp folder and anything not written through a BlobKey
+            }
+            let file_type = entry.file_type().await.map_err(StorageError::backend)?;
+            if file_type.is_dir() {
+                stack.push(path);
+            } else if file_type.is_file() && rel.starts_with(prefix) {
+                let m = entry.metadata().await.map_err(StorageError::backend)?;
+                out.push(to_meta(rel.to_owned(), &m));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -149,38 +180,47 @@ impl BlobStore for FsStore {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+    fn list_pages<'a>(&'a self, prefix: &'a str) -> ObjectPages<'a> {
         // Start from the deepest folder the prefix names, then filter by the full prefix.
         let start_rel = prefix.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
         if start_rel.split('/').any(|s| s == ".." || s.starts_with('.')) && !start_rel.is_empty() {
-            return Err(StorageError::InvalidKey(format!("invalid prefix {prefix:?}")));
+            let refused = StorageError::InvalidKey(format!("invalid prefix {prefix:?}"));
+            return Box::pin(futures_util::stream::once(async move { Err(refused) }));
         }
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.join(start_rel)];
-        while let Some(dir) = stack.pop() {
-            let mut entries = match tokio::fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::backend(e)),
-            };
-            while let Some(entry) = entries.next_entry().await.map_err(StorageError::backend)? {
-                let path = entry.path();
-                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
-                let Some(rel) = rel.to_str() else { continue };
-                if rel.split('/').any(|s| s.starts_with('.')) {
-                    continue; // the temp folder and anything not written through a BlobKey
+        // Depth first, one folder per page: only the folders still to visit are held.
+        let stack = vec![self.root.join(start_rel)];
+        Box::pin(futures_util::stream::try_unfold(stack, move |mut stack| async move {
+            while let Some(dir) = stack.pop() {
+                let page = self.read_folder(&dir, prefix, &mut stack).await?;
+                if !page.is_empty() {
+                    return Ok(Some((page, stack)));
                 }
-                let file_type = entry.file_type().await.map_err(StorageError::backend)?;
-                if file_type.is_dir() {
-                    stack.push(path);
-                } else if file_type.is_file() && rel.starts_with(prefix) {
-                    let m = entry.metadata().await.map_err(StorageError::backend)?;
-                    out.push(to_meta(rel.to_owned(), &m));
+            }
+            Ok(None)
+        }))
+    }
+
+    async fn sweep_incomplete(
+        &self,
+        before: DateTime<Utc>,
+        _ours: &(dyn for<'k> Fn(&'k str) -> bool + Sync),
+    ) -> StorageResult<usize> {
+        // The temp folder is this store's alone: a file there is a write that never finished
+        // (the process died between create and rename).
+        let mut entries = tokio::fs::read_dir(self.root.join(TMP_DIR)).await.map_err(StorageError::backend)?;
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(StorageError::backend)? {
+            let m = entry.metadata().await.map_err(StorageError::backend)?;
+            let modified = m.modified().ok().map(DateTime::<Utc>::from);
+            if m.is_file() && modified.is_some_and(|at| at < before) {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StorageError::backend(e)),
                 }
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok(removed)
     }
 
     fn public_url(&self, key: &BlobKey) -> String {

@@ -43,6 +43,10 @@ impl StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// A listing page by page (an S3 `ListObjectsV2` answer, or one folder of the filesystem), so
+/// memory holds one page however large the store.
+pub type ObjectPages<'a> = Pin<Box<dyn Stream<Item = StorageResult<Vec<ObjectMeta>>> + Send + 'a>>;
+
 /// What a store knows about one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -144,8 +148,28 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes an object. Removing a missing object succeeds (deletes are retried).
     async fn delete(&self, key: &BlobKey) -> StorageResult<()>;
 
-    /// Every object whose key starts with `prefix` (for the orphan scan and project deletion).
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>>;
+    /// Every object whose key starts with `prefix`, sorted by key (project deletion, tests).
+    /// Held in memory: a whole store's listing goes through [`BlobStore::list_pages`].
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
+        use futures_util::TryStreamExt;
+        let mut out: Vec<ObjectMeta> = self.list_pages(prefix).try_concat().await?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Every object whose key starts with `prefix`, one page at a time (the orphan scan). Keys of
+    /// one folder come together (S3 lists in key order; the filesystem walks depth first).
+    fn list_pages<'a>(&'a self, prefix: &'a str) -> ObjectPages<'a>;
+
+    /// Removes what interrupted writes left behind, begun before `before`: temp files of the
+    /// filesystem backend, incomplete multipart uploads on S3 (whose parts a bucket keeps, and
+    /// bills, until aborted). On S3 only uploads whose key `ours` accepts are touched: the
+    /// bucket may be shared. Returns how many went.
+    async fn sweep_incomplete(
+        &self,
+        before: DateTime<Utc>,
+        ours: &(dyn for<'k> Fn(&'k str) -> bool + Sync),
+    ) -> StorageResult<usize>;
 
     /// The URL a client fetches the object from without credentials.
     fn public_url(&self, key: &BlobKey) -> String;
@@ -175,6 +199,34 @@ pub trait BlobStore: Send + Sync + 'static {
     }
 }
 
+/// Whether a browser opening a body of type `mime` would run it as a page or a script: HTML,
+/// XHTML, SVG and every other XML (XSLT, XML with scripts), JavaScript, and the old plug-in
+/// types. Such uploads must never be served inline from a store's origin (stored XSS).
+pub fn is_active_type(mime: &str) -> bool {
+    let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else { return false };
+    sub == "html"
+        || sub == "xml"
+        || sub.ends_with("+xml")
+        || sub.contains("javascript")
+        || sub.contains("ecmascript")
+        || (kind == "text" && matches!(sub, "xsl" | "vtt" | "cache-manifest"))
+        || matches!(sub, "x-shockwave-flash" | "x-mixed-replace" | "x-silverlight-app")
+}
+
+/// How an object of type `mime` is stored and served, on every store: an active type (see
+/// [`is_active_type`]) as `application/octet-stream`, and every `application/octet-stream` with
+/// `Content-Disposition: attachment`, so a browser downloads it instead of rendering it. The
+/// database keeps the sniffed type (the File's `mime_type`).
+pub fn served_as(mime: &str) -> (&str, Option<&'static str>) {
+    const OCTET: &str = "application/octet-stream";
+    if is_active_type(mime) || mime.trim().eq_ignore_ascii_case(OCTET) {
+        (OCTET, Some("attachment"))
+    } else {
+        (mime, None)
+    }
+}
+
 /// Opens the store the configuration names.
 pub async fn open(config: &StorageConfig, public_base_url: &str) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(match config {
@@ -186,6 +238,39 @@ pub async fn open(config: &StorageConfig, public_base_url: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_types_are_served_as_downloads() {
+        for active in [
+            "text/html",
+            "text/html; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "application/xml",
+            "text/xml",
+            "application/rss+xml",
+            "text/javascript",
+            "application/javascript",
+            "application/x-javascript",
+            "text/ecmascript",
+            "text/xsl",
+            "application/x-shockwave-flash",
+            "TEXT/HTML",
+            "application/octet-stream",
+        ] {
+            assert_eq!(served_as(active), ("application/octet-stream", Some("attachment")), "{active}");
+        }
+        for passive in [
+            "image/webp",
+            "image/jpeg",
+            "text/plain; charset=utf-8",
+            "application/json",
+            "application/pdf",
+            "video/mp4",
+        ] {
+            assert_eq!(served_as(passive), (passive, None), "{passive}");
+        }
+    }
 
     #[test]
     fn parses_single_ranges() {

@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use tokio_util::io::ReaderStream;
 
-use super::{BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, StorageError, StorageResult};
+use super::{
+    BlobKey, BlobStore, ByteRange, ByteStream, GetObject, ObjectMeta, ObjectPages, StorageError, StorageResult,
+};
 use crate::config::S3Config;
 
 /// Part size of multipart uploads, and the size above which an upload becomes one.
@@ -66,12 +68,14 @@ impl S3Store {
         first: Bytes,
         mut body: ByteStream,
     ) -> StorageResult<()> {
+        let (content_type, disposition) = super::served_as(content_type);
         let created = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key.as_str())
             .content_type(content_type)
+            .set_content_disposition(disposition.map(str::to_owned))
             .send()
             .await
             .map_err(|e| classify(key, e))?;
@@ -187,11 +191,14 @@ impl BlobStore for S3Store {
         let mut buf = BytesMut::with_capacity(64 * 1024);
         fill(&mut buf, &mut body).await?;
         if buf.len() < PART_SIZE {
+            // What the bucket's origin serves it as (its public URL): never an active type.
+            let (content_type, disposition) = super::served_as(content_type);
             self.client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key.as_str())
                 .content_type(content_type)
+                .set_content_disposition(disposition.map(str::to_owned))
                 .body(S3Body::from(buf.freeze()))
                 .send()
                 .await
@@ -263,34 +270,79 @@ impl BlobStore for S3Store {
         }
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<ObjectMeta>> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+    fn list_pages<'a>(&'a self, prefix: &'a str) -> ObjectPages<'a> {
+        // State: the continuation token of the next page (`Some(None)`: the first), or `None`
+        // once the last page was read.
+        Box::pin(futures_util::stream::try_unfold(Some(None::<String>), move |state| async move {
+            let Some(token) = state else { return Ok(None) };
             let page = self
                 .client
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(prefix)
-                .set_continuation_token(token.take())
+                .set_continuation_token(token)
                 .send()
                 .await
                 .map_err(|e| StorageError::backend(anyhow!("{}", DisplayErrorContext(&e))))?;
-            out.extend(page.contents().iter().filter_map(|o| {
-                Some(ObjectMeta {
-                    key: o.key()?.to_owned(),
-                    size: o.size().unwrap_or_default().max(0) as u64,
-                    last_modified: to_chrono(o.last_modified()),
-                    etag: o.e_tag().map(str::to_owned),
+            let objects: Vec<ObjectMeta> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    Some(ObjectMeta {
+                        key: o.key()?.to_owned(),
+                        size: o.size().unwrap_or_default().max(0) as u64,
+                        last_modified: to_chrono(o.last_modified()),
+                        etag: o.e_tag().map(str::to_owned),
+                    })
                 })
-            }));
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated().unwrap_or(false) => token = Some(next.to_owned()),
+                .collect();
+            let next = match page.next_continuation_token() {
+                Some(next) if page.is_truncated().unwrap_or(false) => Some(Some(next.to_owned())),
+                _ => None,
+            };
+            Ok(Some((objects, next)))
+        }))
+    }
+
+    async fn sweep_incomplete(
+        &self,
+        before: DateTime<Utc>,
+        ours: &(dyn for<'k> Fn(&'k str) -> bool + Sync),
+    ) -> StorageResult<usize> {
+        let mut removed = 0;
+        let (mut key_marker, mut upload_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_marker.take())
+                .send()
+                .await
+                .map_err(|e| StorageError::backend(anyhow!("{}", DisplayErrorContext(&e))))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                // No start time known: never abort on a guess (it may be an upload in flight).
+                let old = to_chrono(upload.initiated()).is_some_and(|at| at < before);
+                if !old || !ours(key) {
+                    continue;
+                }
+                let aborted =
+                    self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(id).send().await;
+                match aborted {
+                    Ok(_) => removed += 1,
+                    // Completed or aborted by someone else meanwhile.
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+                    Err(e) => return Err(StorageError::backend(anyhow!("{}", DisplayErrorContext(&e)))),
+                }
+            }
+            match (page.is_truncated().unwrap_or(false), page.next_key_marker(), page.next_upload_id_marker()) {
+                (true, Some(k), u) => (key_marker, upload_marker) = (Some(k.to_owned()), u.map(str::to_owned)),
                 _ => break,
             }
         }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        Ok(removed)
     }
 
     fn public_url(&self, key: &BlobKey) -> String {
@@ -299,11 +351,17 @@ impl BlobStore for S3Store {
 
     async fn presigned_get(&self, key: &BlobKey, ttl: Duration) -> StorageResult<Option<String>> {
         let config = PresigningConfig::expires_in(ttl).map_err(StorageError::backend)?;
+        // The answer's type is named in the signed URL, from the key (whose extension never
+        // names an active type), whatever the object was stored with (objects stored before
+        // active types were refused may carry `text/html`).
+        let (content_type, disposition) = super::served_as(crate::files::sniff::mime_for_key(key.as_str()));
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .response_content_type(content_type)
+            .set_response_content_disposition(disposition.map(str::to_owned))
             .presigned(config)
             .await
             .map_err(|e| classify(key, e))?;

@@ -5,9 +5,12 @@
 //! say which: `db::postgres::users_roundtrip`, `storage::s3::multipart_upload_round_trips`.
 
 mod abuse;
+mod active_content;
+mod caps;
 mod cli;
 mod crash;
 mod db;
+mod fairness;
 mod files;
 mod front_door;
 mod helpers;
@@ -17,6 +20,8 @@ mod jobs;
 mod plugins;
 mod projects;
 mod queue;
+mod recovery;
 mod registry;
 mod sessions;
 mod storage;
+mod sweep;
