@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::cli::{Running, bare, free_port, proc_kib, superuser, wait_until_up};
+use crate::cli::{Running, bare, free_port, post, proc_kib, superuser, wait_until_up};
 
 const PW: &str = "a long password";
 
@@ -24,7 +24,12 @@ async fn the_real_binary_holds_against_a_hostile_client() {
     let port = free_port();
     let mut cmd = bare(cwd.path());
     // The test speaks from many addresses through a "proxy" on loopback.
-    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}")).env("TRUSTED_PROXIES", "127.0.0.1/32");
+    cmd.arg("serve")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        // Two worker slots and a short plugin deadline, for the sleeping plugin of step 8.
+        .env("WORKER_CONCURRENCY", "2")
+        .env("PLUGIN_TIMEOUT_MS", "3000");
     let mut running = Running::start(cmd);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_up(&base, &mut running).await;
@@ -138,6 +143,48 @@ async fn the_real_binary_holds_against_a_hostile_client() {
         cut_after.as_secs_f64()
     ));
 
+    // 8. A plugin that sleeps in a host call holds its sandbox only until its deadline: with both
+    //    worker slots taken by two of its renders, another project's upload still gets its variants.
+    let (_, root) = post(&client, &base, "/auth/login", None, json!({"username": "root", "password": PW})).await;
+    let su = root["access_token"].as_str().expect("su token").to_owned();
+    let registered = crate::registry::register_at(
+        &client,
+        &base,
+        &su,
+        Some(crate::registry::hostile()),
+        Some("hostile"),
+        Some("1.0.0"),
+    )
+    .await;
+    assert_eq!(registered.status(), 201, "register the hostile plugin");
+    let nap = json!({"variants": [{"name": "nap", "width": 32, "height": 32, "fit": "cover", "format": "png",
+        "quality": 80, "plugin": "hostile", "params": {"mode": "sleep"}}]});
+    let sleepy = project_key(&client, &base, &su, "sleepy", nap).await;
+    let normal = project_key(&client, &base, &su, "normal", serde_json::Value::Null).await;
+    let photo = crate::helpers::fixture("photo.jpg");
+    let mut naps = Vec::new();
+    for _ in 0..2 {
+        naps.push(upload_image(&client, &base, &sleepy, photo.clone()).await);
+    }
+    let started = Instant::now();
+    let other = upload_image(&client, &base, &normal, photo.clone()).await;
+    let ready = wait_settled(&client, &base, &normal, &other, Duration::from_secs(90)).await;
+    let other_ready = ready.as_ref().map(|_| started.elapsed());
+    check(
+        ready.as_ref().is_some_and(|f| f["status"] == "ready" && f["variants"]["thumbnail"]["width"] == 150),
+        format!("another project's upload did not get its variants while the plugin slept: {ready:?}"),
+    );
+    let napped = wait_settled(&client, &base, &sleepy, &naps[0], Duration::from_secs(30)).await;
+    let reason = napped.as_ref().and_then(|f| f["variants"]["nap"]["error"].as_str()).unwrap_or("").to_owned();
+    check(
+        reason.contains("deadline"),
+        format!("the sleeping render's variant did not fail at its deadline: {napped:?}"),
+    );
+    report.push(format!(
+        "2 renders sleeping in a host call (deadline 3 s, 2 slots): another project's upload ready after {}; the sleeper's variant: {reason:?}",
+        other_ready.map_or("never (90 s)".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+    ));
+
     check(running.child.try_wait().expect("wait").is_none(), "the server stopped".into());
     let text = format!("abuse run (debug build, embedded default):\n  {}", report.join("\n  "));
     println!("{text}");
@@ -145,6 +192,58 @@ async fn the_real_binary_holds_against_a_hostile_client() {
         let _ = std::fs::write(std::path::Path::new(&dir).join("abuse.txt"), format!("{text}\n"));
     }
     assert!(problems.is_empty(), "{text}\nfailed:\n  {}", problems.join("\n  "));
+}
+
+/// A project of `su` with `settings` and a key for it.
+async fn project_key(
+    client: &reqwest::Client,
+    base: &str,
+    su: &str,
+    name: &str,
+    settings: serde_json::Value,
+) -> String {
+    let (status, project) =
+        post(client, base, "/projects", Some(su), json!({"name": name, "settings": settings})).await;
+    assert_eq!(status, 201, "{project}");
+    let keys = format!("/projects/{}/keys", project["id"].as_str().expect("id"));
+    let (_, key) = post(client, base, &keys, Some(su), json!({"name": "k"})).await;
+    key["key"].as_str().expect("key").to_owned()
+}
+
+/// Uploads an image with `key`; the new file's id.
+async fn upload_image(client: &reqwest::Client, base: &str, key: &str, data: Vec<u8>) -> String {
+    let (content_type, body) = crate::helpers::multipart_body("p.jpg", crate::helpers::chunks(data));
+    let response = client
+        .post(format!("{base}/upload/image"))
+        .header("x-api-key", key)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+    let file: serde_json::Value = response.json().await.expect("json");
+    file["id"].as_str().expect("id").to_owned()
+}
+
+/// The file once it is no longer `processing`, or `None` after `limit`.
+async fn wait_settled(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    limit: Duration,
+) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let response = client.get(format!("{base}/files/{id}")).header("x-api-key", key).send().await.expect("get");
+        let file: serde_json::Value = response.json().await.expect("json");
+        if file["status"] != "processing" {
+            return Some(file);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 async fn login_from(client: &reqwest::Client, base: &str, address: &str, username: &str) -> (u16, serde_json::Value) {

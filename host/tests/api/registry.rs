@@ -19,6 +19,10 @@ fn wasm(var_path: &str) -> Vec<u8> {
     bytes
 }
 
+pub(crate) fn hostile() -> Vec<u8> {
+    wasm(env!("MBK_TEST_HOSTILE_WASM"))
+}
+
 pub(crate) fn sepia() -> Vec<u8> {
     wasm(env!("MBK_TEST_SEPIA_WASM"))
 }
@@ -26,6 +30,18 @@ pub(crate) fn sepia() -> Vec<u8> {
 /// `POST /plugins` with the three multipart fields (any of them may be left out).
 pub(crate) async fn register(
     app: &TestApp,
+    token: &str,
+    file: Option<Vec<u8>>,
+    name: Option<&str>,
+    version: Option<&str>,
+) -> reqwest::Response {
+    register_at(&app.client, &app.base, token, file, name, version).await
+}
+
+/// [`register`] against any running host at `base`.
+pub(crate) async fn register_at(
+    client: &reqwest::Client,
+    base: &str,
     token: &str,
     file: Option<Vec<u8>>,
     name: Option<&str>,
@@ -52,8 +68,8 @@ pub(crate) async fn register(
         );
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    app.client
-        .post(app.url("/plugins"))
+    client
+        .post(format!("{base}/plugins"))
         .bearer_auth(token)
         .header("content-type", format!("multipart/form-data; boundary={boundary}"))
         .body(body)
