@@ -1,5 +1,5 @@
 //! What the host offers a plugin during one call, and the per-call state behind it: the (empty)
-//! WASI context, the memory cap, the guest's `log` and the native `codecs`.
+//! WASI context, the memory cap, the guest's `log` (capped and escaped) and the native `codecs`.
 //!
 //! These host functions are plain (synchronous) functions inside the async store: `log` is
 //! quick, and `encode` bounds its own wait by the call's deadline. WASI's blocking calls (sleep,
@@ -15,8 +15,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::mbk::plugin::host::Level;
 use super::bindings::mbk::plugin::types::{self as wit, ImageFormat};
 
-/// Guest log lines longer than this are cut.
+/// Guest log lines longer than this (escaped) are cut.
 const MAX_LOG_LINE: usize = 2048;
+/// Guest log lines kept per call; the rest are counted, and the count logged when the call ends.
+const MAX_LOG_LINES: u32 = 100;
 /// The largest picture the host encodes for a plugin.
 const MAX_HOST_ENCODE_PIXELS: u64 = 50_000_000;
 
@@ -28,6 +30,8 @@ pub(super) struct HostState {
     plugin: String,
     /// When this call's time is up: host functions that do real work stop waiting then.
     deadline: Instant,
+    logged: u32,
+    suppressed: u64,
 }
 
 impl HostState {
@@ -38,6 +42,18 @@ impl HostState {
             limiter: MemoryCap { max_bytes: memory_bytes, hit: false },
             plugin: plugin.to_owned(),
             deadline,
+            logged: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl Drop for HostState {
+    /// The call is over (answered, failed or cut at its deadline): say what its log lost.
+    fn drop(&mut self) {
+        if self.suppressed > 0 {
+            let (plugin, n) = (self.plugin.as_str(), self.suppressed);
+            tracing::warn!(plugin, "{n} more log lines suppressed (at most {MAX_LOG_LINES} per call)");
         }
     }
 }
@@ -51,15 +67,16 @@ impl WasiView for HostState {
 impl wit::Host for HostState {}
 
 impl super::bindings::mbk::plugin::host::Host for HostState {
+    /// A guest's line in the host's log: at most [`MAX_LOG_LINES`] per call (a loop of logs must
+    /// not flood the operator's log), control characters escaped (a newline, a carriage return
+    /// or a terminal escape would let the plugin write lines that look like the host's).
     fn log(&mut self, level: Level, message: String) {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
+        if self.logged >= MAX_LOG_LINES {
+            self.suppressed += 1;
+            return;
         }
+        self.logged += 1;
+        let message = escaped(&message, MAX_LOG_LINE);
         let plugin = self.plugin.as_str();
         match level {
             Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -68,6 +85,31 @@ impl super::bindings::mbk::plugin::host::Host for HostState {
             Level::Error => tracing::error!(plugin, "{message}"),
         }
     }
+}
+
+/// `message` on one line: control characters (C0, DEL, C1: newlines, carriage returns, terminal
+/// escapes) and the Unicode line and paragraph separators and bidirectional overrides (which
+/// reorder or break what a terminal shows) written as escapes; at most `max` bytes, cut on a
+/// character boundary.
+fn escaped(message: &str, max: usize) -> String {
+    let mut out = String::with_capacity(message.len().min(max));
+    for c in message.chars() {
+        let start = out.len();
+        match c {
+            '\n' | '\r' | '\t' => out.extend(c.escape_default()),
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                out.extend(c.escape_unicode())
+            }
+            c => out.push(c),
+        }
+        if out.len() > max {
+            out.truncate(start);
+            break;
+        }
+    }
+    out
 }
 
 /// Host encodes running now, over every call of every engine of this process.
@@ -175,5 +217,21 @@ impl ResourceLimiter for MemoryCap {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escaped;
+
+    #[test]
+    fn escaping_keeps_a_guest_line_on_one_line() {
+        assert_eq!(escaped("plain text, ünïcode", 100), "plain text, ünïcode");
+        assert_eq!(escaped("a\nb\r\tc", 100), r"a\nb\r\tc");
+        assert_eq!(escaped("\u{1b}[31mred\u{7}\u{9b}", 100), r"\u{1b}[31mred\u{7}\u{9b}");
+        assert_eq!(escaped("x\u{2028}y\u{202e}z", 100), r"x\u{2028}y\u{202e}z");
+        // Cut on a whole character or escape, never inside one.
+        assert_eq!(escaped("ab\ncd", 3), "ab");
+        assert_eq!(escaped("aé", 2), "a");
     }
 }
