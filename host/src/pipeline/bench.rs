@@ -193,7 +193,7 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
         let per = wasm.plugins().instantiation_cost(component, 1000).map_err(|e| anyhow::anyhow!("{e}"))?;
         writeln!(
             report,
-            "Instantiation (fresh store + instance from InstancePre, warm): {:.1} µs per render.",
+            "Instantiation (fresh store + instance from InstancePre, async, under the deadline's timer, warm): {:.1} µs per render.",
             per.as_secs_f64() * 1e6
         )?;
     }

@@ -5,33 +5,46 @@
 //!   plus the host's `log`).
 //! - Components are compiled once; the machine code is cached on disk under
 //!   `<cache>/<sha256>-<engine hash>.cwasm` and reused across restarts.
-//! - Every call gets a fresh `Store` with a memory cap, a deadline (epoch ticks every 10 ms from
-//!   a thread holding only a weak engine reference) and its own captured stderr. A trap, a
-//!   deadline or an out-of-memory fails that call with a clear reason; the process carries on.
+//! - Every call gets a fresh `Store` with a memory cap, a deadline and its own captured stderr.
+//!   A trap, a deadline or an out-of-memory fails that call with a clear reason; the process
+//!   carries on.
+//! - The deadline holds in host calls too. Calls run on wasmtime's async support: the call is a
+//!   future, the guest's compute yields at every epoch tick (10 ms, from a thread holding only a
+//!   weak engine reference), WASI's waits (sleep, poll) are async host calls, and a
+//!   `tokio::time::timeout` drops the future at the deadline, and the `Store` with it, whether
+//!   the guest was computing or waiting in the host. Epoch interruption alone never reaches a
+//!   guest blocked in a host call.
+//! - The API stays blocking (callers run it on blocking threads, as CPU-heavy work should): each
+//!   call runs its future on the calling thread; only the timers live on a small runtime of
+//!   their own ([`clock`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::mbk::plugin::host::Level;
 use super::bindings::mbk::plugin::types as wit;
 use super::bindings::{Plugin, PluginPre};
+use super::host_calls::HostState;
 use super::{Fit, Format, RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
 const STDERR_CAPTURE: usize = 64 * 1024;
-/// Guest log lines longer than this are cut.
-const MAX_LOG_LINE: usize = 2048;
+/// The wasm stack of a call (`max_wasm_stack`).
+const WASM_STACK: usize = 2 << 20;
+/// A call's fiber stack: the wasm stack plus room for the host functions it calls (WASI, log,
+/// codecs), which run on the same stack. wasmtime requires it to exceed the wasm stack.
+const CALL_STACK: usize = WASM_STACK + (1 << 20);
 
 #[derive(Debug, Clone)]
 pub struct PluginSettings {
@@ -78,155 +91,6 @@ pub struct CompiledPlugin {
     pre: PluginPre<HostState>,
 }
 
-/// Per-call state: the (empty) WASI context, the memory cap, captured output.
-struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limiter: MemoryCap,
-    plugin: String,
-    /// When this call's time is up: host functions that do real work stop waiting then.
-    deadline: std::time::Instant,
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl wit::Host for HostState {}
-
-impl super::bindings::mbk::plugin::host::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
-        let plugin = self.plugin.as_str();
-        match level {
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
-    }
-}
-
-/// The largest picture the host encodes for a plugin.
-const MAX_HOST_ENCODE_PIXELS: u64 = 50_000_000;
-
-/// Host encodes running now, over every call of every engine of this process.
-static HOST_ENCODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Holds one of the host encoder's slots; gives it back when dropped.
-struct EncodeSlot;
-
-impl EncodeSlot {
-    fn take() -> Option<EncodeSlot> {
-        use std::sync::atomic::Ordering;
-        // Asked once: `available_parallelism` reads cgroup files, and busy callers poll here.
-        static MAX: std::sync::LazyLock<usize> =
-            std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
-        let max = *MAX;
-        HOST_ENCODES
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| EncodeSlot)
-    }
-}
-
-impl Drop for EncodeSlot {
-    fn drop(&mut self) {
-        HOST_ENCODES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-impl super::bindings::mbk::plugin::codecs::Host for HostState {
-    /// Native encoding for the plugin (decoding untrusted bytes stays in the sandbox; these are
-    /// the plugin's own pixels). Host code is outside the epoch deadline, so the encode runs on a
-    /// thread of its own and the call stops waiting when the plugin's time is up (the guest then
-    /// meets its deadline); at most twice the core count of such encodes run at once, so a
-    /// plugin cannot pile up work past its deadline.
-    fn encode(
-        &mut self,
-        pixels: Vec<u8>,
-        width: u32,
-        height: u32,
-        has_alpha: bool,
-        format: super::bindings::mbk::plugin::types::ImageFormat,
-        quality: u8,
-    ) -> Result<Vec<u8>, String> {
-        use super::bindings::mbk::plugin::types::ImageFormat;
-        let count = u64::from(width) * u64::from(height);
-        if width == 0 || height == 0 || count > MAX_HOST_ENCODE_PIXELS {
-            return Err(format!("{width}x{height} is outside 1..={MAX_HOST_ENCODE_PIXELS} pixels"));
-        }
-        let channels = if has_alpha { 4 } else { 3 };
-        if pixels.len() as u64 != count * channels {
-            return Err(format!(
-                "{} bytes of pixels for {width}x{height} with {channels} channels (expected {})",
-                pixels.len(),
-                count * channels
-            ));
-        }
-        if !(1..=100).contains(&quality) {
-            return Err(format!("quality {quality} is outside 1..=100"));
-        }
-        let format = match format {
-            ImageFormat::Webp => mbk_standard::Format::Webp,
-            ImageFormat::Avif => mbk_standard::Format::Avif,
-            ImageFormat::Jpeg => mbk_standard::Format::Jpeg,
-            ImageFormat::Png => mbk_standard::Format::Png,
-        };
-        let remaining = self.deadline.saturating_duration_since(std::time::Instant::now());
-        if remaining.is_zero() {
-            return Err("the plugin's time is up".into());
-        }
-        // Busy encoders are waited for, within the plugin's time.
-        let slot = loop {
-            if let Some(slot) = EncodeSlot::take() {
-                break slot;
-            }
-            if std::time::Instant::now() >= self.deadline {
-                return Err("the host's encoders stayed busy until the plugin's deadline".into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let _slot = slot;
-            let encoded = mbk_standard::encode::encode_builtin(&pixels, width, height, has_alpha, format, quality);
-            let _ = tx.send(encoded.map_err(|e| e.to_string()));
-        });
-        rx.recv_timeout(remaining).unwrap_or_else(|_| Err("ran past the plugin's deadline".into()))
-    }
-}
-
-/// Caps linear memory and remembers whether the cap was hit, so that an out-of-memory (which a
-/// Rust guest reports as an `unreachable` trap) can be told apart from other crashes.
-struct MemoryCap {
-    max_bytes: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-}
-
 pub struct PluginEngine {
     engine: Engine,
     linker: Linker<HostState>,
@@ -236,8 +100,14 @@ pub struct PluginEngine {
 
 impl PluginEngine {
     pub fn new(settings: PluginSettings) -> anyhow::Result<Arc<Self>> {
+        // Started now so that a failure shows at start-up, not on the first call.
+        clock().map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true).epoch_interruption(true).max_wasm_stack(2 << 20);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(WASM_STACK)
+            .async_stack_size(CALL_STACK);
         // Pooling: instance slots are made once, so a call's instantiation is a few microseconds.
         // Sized to the call slots (the defaults reserve terabytes of address space).
         let slots = settings.instances.max(1);
@@ -246,6 +116,7 @@ impl PluginEngine {
             .total_core_instances(slots * 16)
             .total_memories(slots * 2)
             .total_tables(slots * 4)
+            // One fiber stack per call in flight (instantiation and the call take it in turn).
             .total_stacks(slots)
             .max_core_instances_per_component(16)
             .max_memories_per_component(2)
@@ -254,7 +125,9 @@ impl PluginEngine {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("wasmtime engine: {e:#}"))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("link WASI: {e:#}"))?;
+        // The async WASI: its waits (sleep, poll) yield to the call's future instead of
+        // blocking the thread, so the deadline can drop a call waiting in them.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("link WASI: {e:#}"))?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("link the host interface: {e:#}"))?;
 
@@ -334,19 +207,32 @@ impl PluginEngine {
     fn store(&self, plugin: &str) -> (Store<HostState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryCap { max_bytes: self.settings.memory_bytes, hit: false },
-            plugin: plugin.to_owned(),
-            deadline: std::time::Instant::now() + self.settings.timeout,
-        };
+        let deadline = std::time::Instant::now() + self.settings.timeout;
+        let state = HostState::new(wasi, plugin, self.settings.memory_bytes, deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.settings.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // Compute yields to the call's future at every tick, so the deadline's timer is looked
+        // at every 10 ms; the deadline itself is the timeout of `run`.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         (store, stderr)
+    }
+
+    /// Runs one call's future to its end or to the deadline, on this thread. At the deadline
+    /// the future is dropped, and with it the `Store` it owns: a guest computing or waiting in
+    /// a host call alike, and its pool slot is free again.
+    ///
+    /// Blocks: call it from a blocking thread or outside async code (tokio refuses, with a
+    /// panic, to block one of its async worker threads).
+    fn run<T>(&self, call: impl Future<Output = Result<T, PluginFailure>>) -> Result<T, PluginFailure> {
+        let timeout = self.settings.timeout;
+        let clock = clock().map_err(|e| PluginFailure::Trap(e.to_string()))?;
+        clock.block_on(async {
+            match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result,
+                Err(_) => Err(PluginFailure::Timeout(timeout)),
+            }
+        })
     }
 
     /// Turns a wasmtime error of a call into the reason a person can act on.
@@ -354,37 +240,41 @@ impl PluginEngine {
         if let Some(limit) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
             return PluginFailure::Busy(limit.to_string());
         }
-        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-            if *trap == wasmtime::Trap::Interrupt {
-                return PluginFailure::Timeout(self.settings.timeout);
-            }
-            if store.data().limiter.hit {
-                return PluginFailure::OutOfMemory(self.settings.memory_bytes >> 20);
-            }
+        if e.downcast_ref::<wasmtime::Trap>().is_some() && store.data().limiter.hit {
+            return PluginFailure::OutOfMemory(self.settings.memory_bytes >> 20);
         }
         let guest = String::from_utf8_lossy(&stderr.contents()).trim().lines().take(3).collect::<Vec<_>>().join(" / ");
         let trap = e.downcast_ref::<wasmtime::Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"));
         if guest.is_empty() { PluginFailure::Trap(trap) } else { PluginFailure::Trap(format!("{trap}: {guest}")) }
     }
 
+    /// The plugin's `info()`, in a fresh sandbox. Blocks (see [`PluginEngine::render`]).
     pub fn info(&self, plugin: &CompiledPlugin) -> Result<PluginInfo, PluginFailure> {
-        let (mut store, stderr) = self.store(&plugin.name);
-        let instance = plugin.pre.instantiate(&mut store).map_err(|e| self.failure(&store, &stderr, e))?;
-        let info = instance.call_info(&mut store).map_err(|e| self.failure(&store, &stderr, e))?;
-        Ok(PluginInfo { name: info.name, version: info.version, description: info.description })
+        self.run(async {
+            let (mut store, stderr) = self.store(&plugin.name);
+            let instance =
+                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
+            let info = instance.call_info(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
+            Ok(PluginInfo { name: info.name, version: info.version, description: info.description })
+        })
     }
 
-    /// Mean cost of making a fresh store and instance (what every call pays before its work).
+    /// Mean cost of what every call pays before its work: a fresh store and instance, and the
+    /// deadline's timer around them. Blocks.
     pub fn instantiation_cost(&self, plugin: &CompiledPlugin, rounds: u32) -> Result<Duration, PluginFailure> {
         let started = std::time::Instant::now();
         for _ in 0..rounds.max(1) {
-            let (mut store, stderr) = self.store(&plugin.name);
-            plugin.pre.instantiate(&mut store).map_err(|e| self.failure(&store, &stderr, e))?;
+            self.run(async {
+                let (mut store, stderr) = self.store(&plugin.name);
+                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
+                Ok(())
+            })?;
         }
         Ok(started.elapsed() / rounds.max(1))
     }
 
-    /// Renders `specs` from `input` in a fresh sandbox.
+    /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
+    /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
     pub fn render(
         &self,
         plugin: &CompiledPlugin,
@@ -392,12 +282,16 @@ impl PluginEngine {
         max_pixels: u64,
         specs: &[Spec],
     ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
-        let (mut store, stderr) = self.store(&plugin.name);
-        let instance = plugin.pre.instantiate(&mut store).map_err(|e| self.failure(&store, &stderr, e))?;
         let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(to_wit).collect();
-        let answer = instance
-            .call_render(&mut store, input, wit::DecodeLimits { max_pixels }, &wit_specs)
-            .map_err(|e| self.failure(&store, &stderr, e))?;
+        let answer = self.run(async {
+            let (mut store, stderr) = self.store(&plugin.name);
+            let instance =
+                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
+            instance
+                .call_render(&mut store, input, wit::DecodeLimits { max_pixels }, &wit_specs)
+                .await
+                .map_err(|e| self.failure(&store, &stderr, e))
+        })?;
         let results = answer.map_err(|e| PluginFailure::Render(from_wit_error(e)))?;
         if results.len() != specs.len() {
             return Err(PluginFailure::Trap(format!(
@@ -414,6 +308,22 @@ impl PluginEngine {
             })
             .collect())
     }
+}
+
+/// The timers of plugin calls (each call's deadline, the guest's WASI sleeps): a runtime of one
+/// thread that only drives them. The calls themselves run on their callers' threads
+/// (`Handle::block_on`), so a plugin never computes on an async worker thread, and callers
+/// outside any runtime (`plugin validate`, `bench`) work alike. Made once, never dropped.
+fn clock() -> Result<&'static tokio::runtime::Handle, String> {
+    static CLOCK: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mbk-plugin-clock")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the plugin clock: {e}"))
+    });
+    CLOCK.as_ref().map(|rt| rt.handle()).map_err(Clone::clone)
 }
 
 /// What `info()` says about a plugin.

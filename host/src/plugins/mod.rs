@@ -6,6 +6,7 @@
 
 pub mod bindings;
 pub mod engine;
+mod host_calls;
 pub mod registry;
 
 pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings};

@@ -136,9 +136,12 @@ pub fn renderer() -> std::sync::Arc<mbk_host::pipeline::Renderer> {
                 cache_dir: Some(std::env::temp_dir().join("mbk-test-plugin-cache")),
                 instances: 32,
             };
-            std::sync::Arc::new(
-                mbk_host::pipeline::Renderer::new(mbk_host::config::PipelineEngine::Wasm, settings).expect("renderer"),
-            )
+            // Loading calls the component's `info()`, which blocks its thread; async tests get
+            // here, and tokio refuses to block one of its own threads.
+            let made = std::thread::spawn(move || {
+                mbk_host::pipeline::Renderer::new(mbk_host::config::PipelineEngine::Wasm, settings)
+            });
+            std::sync::Arc::new(made.join().expect("joins").expect("renderer"))
         })
         .clone()
 }

@@ -10,6 +10,8 @@ use mbk_host::plugins::{Fit, Format, PluginEngine, PluginFailure, PluginSettings
 
 use crate::helpers::fixture;
 
+mod host_calls;
+
 const MAX_PIXELS: u64 = 100_000_000;
 
 fn settings(memory_mb: usize, timeout: Duration) -> PluginSettings {
