@@ -38,6 +38,9 @@ async fn the_real_binary_holds_against_a_hostile_client() {
     let pid = running.child.id();
     let client = reqwest::Client::new();
     let mut report = Vec::new();
+    // The su's token for step 8, taken before the attacks (an older build locks it out by then).
+    let (_, root) = post(&client, &base, "/auth/login", None, json!({"username": "root", "password": PW})).await;
+    let su = root["access_token"].as_str().expect("su token").to_owned();
     let mut problems: Vec<String> = Vec::new();
     let mut check = |ok: bool, problem: String| {
         if !ok {
@@ -145,8 +148,6 @@ async fn the_real_binary_holds_against_a_hostile_client() {
 
     // 8. A plugin that sleeps in a host call holds its sandbox only until its deadline: with both
     //    worker slots taken by two of its renders, another project's upload still gets its variants.
-    let (_, root) = post(&client, &base, "/auth/login", None, json!({"username": "root", "password": PW})).await;
-    let su = root["access_token"].as_str().expect("su token").to_owned();
     let registered = crate::registry::register_at(
         &client,
         &base,

@@ -154,9 +154,15 @@ async fn serve_starts_with_zero_configuration() {
 #[test]
 fn a_bad_variable_stops_start_up_with_one_line() {
     let cwd = tempfile::tempdir().expect("tempdir");
-    for (var, value) in
-        [("BIND_ADDR", "nonsense"), ("DB_URL", "mysql://x"), ("WORKER_CONCURRENCY", "lots"), ("LOG_FORMAT", "xml")]
-    {
+    for (var, value) in [
+        ("BIND_ADDR", "nonsense"),
+        ("DB_URL", "mysql://x"),
+        ("WORKER_CONCURRENCY", "lots"),
+        ("LOG_FORMAT", "xml"),
+        // The placeholder of .env.example, left unchanged.
+        ("JWT_SECRET", "change-me-to-at-least-32-random-characters"),
+        ("TRUSTED_PROXIES", "everyone"),
+    ] {
         let output = bare(cwd.path()).arg("serve").env(var, value).env("RUST_BACKTRACE", "1").output().expect("run");
         assert_eq!(output.status.code(), Some(2), "{var}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -39,12 +39,12 @@ async fn exec_bound_deleted_at(app: &TestApp, project_id: &str, at: chrono::Date
     .expect("update");
 }
 
-async fn job(app: &TestApp, key: &str, id: &Value) -> Value {
+pub(crate) async fn job(app: &TestApp, key: &str, id: &Value) -> Value {
     let jobs: Value = app.get_with_key("/jobs?per_page=100", key).await.json().await.expect("json");
     jobs["items"].as_array().expect("items").iter().find(|j| &j["id"] == id).cloned().expect("the job is listed")
 }
 
-async fn file(app: &TestApp, key: &str, id: &Value) -> Value {
+pub(crate) async fn file(app: &TestApp, key: &str, id: &Value) -> Value {
     app.get_with_key(&format!("/files/{}", id.as_str().expect("id")), key).await.json().await.expect("json")
 }
 

@@ -11,6 +11,7 @@ use mbk_host::jobs::Worker;
 use serde_json::{Value, json};
 
 use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, fixture, renderer};
+use crate::queue::{file, job};
 
 db_tests!(
     a_job_the_stale_reclaim_gives_up_on_settles_its_file_and_variants,
@@ -21,15 +22,6 @@ mod dead_store {
     use crate::helpers::matrix_tests;
     matrix_tests!(a_dead_store_is_shown_as_storage_unavailable_without_its_address);
     use super::a_dead_store_is_shown_as_storage_unavailable_without_its_address;
-}
-
-pub async fn job(app: &TestApp, key: &str, id: &Value) -> Value {
-    let jobs: Value = app.get_with_key("/jobs?per_page=100", key).await.json().await.expect("json");
-    jobs["items"].as_array().expect("items").iter().find(|j| &j["id"] == id).cloned().expect("the job is listed")
-}
-
-pub async fn file(app: &TestApp, key: &str, id: &Value) -> Value {
-    app.get_with_key(&format!("/files/{}", id.as_str().expect("id")), key).await.json().await.expect("json")
 }
 
 async fn a_job_the_stale_reclaim_gives_up_on_settles_its_file_and_variants(db: DbKind) {
