@@ -87,8 +87,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let settings = state.config.server.clone();
-    crate::http::server::serve(crate::http::router(state), listener, settings, shutdown)
+    let (settings, trusted) = (state.config.server.clone(), state.config.trusted_proxies.clone());
+    crate::http::server::serve(crate::http::router(state), listener, settings, trusted, shutdown)
         .await
         .context("HTTP server failed")
 }

@@ -113,8 +113,10 @@ pub struct Config {
     pub jobs: JobSettings,
     /// Connection limits and timeouts of the HTTP server.
     pub server: ServerSettings,
-    /// `TRUSTED_PROXIES`: peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    /// `TRUSTED_PROXIES`: peers whose forwarding header names the client.
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// `TRUSTED_PROXY_HEADER`: which header they write (`x-forwarded-for` or `forwarded`).
+    pub forwarded_header: crate::net::ForwardedHeader,
     /// `METRICS_TOKEN`: when set, `GET /metrics` wants `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
 }
@@ -125,10 +127,13 @@ pub struct Config {
 pub struct ServerSettings {
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
-    /// A request's headers must arrive within this (a client trickling them is cut off).
+    /// Connections one client address may hold at once (trusted proxies excepted); more are
+    /// closed at once, so that one machine cannot take every slot.
+    pub max_connections_per_client: usize,
+    /// A request's headers must arrive within this (a client trickling them is cut off); hyper
+    /// starts the same timer whenever a keep-alive connection waits for its next request, so it
+    /// is the idle timeout too.
     pub header_read_timeout: Duration,
-    /// A keep-alive connection with no request in flight is closed after this.
-    pub idle_timeout: Duration,
     /// A JSON body must arrive within this (uploads have their own stall timeout instead).
     pub body_read_timeout: Duration,
     /// After a shutdown signal, in-flight requests get this long before they are dropped.
@@ -142,8 +147,8 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             max_connections: 1024,
+            max_connections_per_client: 256,
             header_read_timeout: Duration::from_secs(15),
-            idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             drain_limit: 64 << 20,
@@ -245,6 +250,7 @@ impl std::fmt::Debug for Config {
             .field("jobs", &self.jobs)
             .field("server", &self.server)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("forwarded_header", &self.forwarded_header)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -335,6 +341,16 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let forwarded_header = match get("TRUSTED_PROXY_HEADER").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("x-forwarded-for") => crate::net::ForwardedHeader::XForwardedFor,
+            Some("forwarded") => crate::net::ForwardedHeader::Forwarded,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "TRUSTED_PROXY_HEADER",
+                    format!("expected x-forwarded-for or forwarded, got {other:?}"),
+                ));
+            }
+        };
         let metrics_token = get("METRICS_TOKEN");
         if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::new("METRICS_TOKEN", "must be at least 16 characters long"));
@@ -378,6 +394,7 @@ impl Config {
             jobs: JobSettings { stale_after: Duration::from_secs(stale_after_secs), ..JobSettings::default() },
             server: ServerSettings { max_connections: max_connections as usize, ..ServerSettings::default() },
             trusted_proxies,
+            forwarded_header,
             metrics_token,
         })
     }
@@ -601,6 +618,7 @@ mod tests {
             (&[("JWT_SECRET", "abababababababababababababababab12")], "JWT_SECRET"),
             (&[("TRUSTED_PROXIES", "10.0.0.0/8,nonsense")], "TRUSTED_PROXIES"),
             (&[("TRUSTED_PROXIES", "10.0.0.0/40")], "TRUSTED_PROXIES"),
+            (&[("TRUSTED_PROXY_HEADER", "x-real-ip")], "TRUSTED_PROXY_HEADER"),
             (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
             (&[("METRICS_TOKEN", "short")], "METRICS_TOKEN"),
             (&[("PUBLIC_BASE_URL", "ftp://x")], "PUBLIC_BASE_URL"),

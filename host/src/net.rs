@@ -51,28 +51,40 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Which header the trusted proxies write (`TRUSTED_PROXY_HEADER`). One, never a fallback to the
+/// other: a proxy passes through the header it does not write, so a client could fill that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1` (nginx, HAProxy, most load balancers).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
 /// The client of a request that arrived from `peer`. Only a peer in `trusted` may say who it
-/// forwards for: then the `Forwarded` (RFC 7239) or else the `X-Forwarded-For` chain is walked
-/// from the right, past every trusted hop, and the first address that is not a trusted proxy is
-/// the client (addresses further left were written by the client and prove nothing). Without
-/// trusted proxies the peer is the client, whatever the headers say.
-pub fn client_address(
-    peer: IpAddr,
-    trusted: &[Cidr],
-    forwarded: Option<&str>,
-    x_forwarded_for: Option<&str>,
-) -> IpAddr {
+/// forwards for: then the chain of `header` (`value`: every line of it, joined with commas, since
+/// a proxy may append a line of its own) is walked from the right, past every trusted hop, and
+/// the first address that is not a trusted proxy is the client (addresses further left were
+/// written by the client and prove nothing). Without trusted proxies the peer is the client,
+/// whatever the headers say.
+pub fn client_address(peer: IpAddr, trusted: &[Cidr], header: ForwardedHeader, value: Option<&str>) -> IpAddr {
     let peer = canonical(peer);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if !is_trusted(peer) {
-        return peer;
-    }
-    let chain: Vec<Option<IpAddr>> = match (forwarded, x_forwarded_for) {
-        (Some(f), _) => f.split(',').map(forwarded_for).collect(),
-        (None, Some(x)) => x.split(',').map(|hop| hop.trim().parse().ok()).collect(),
-        (None, None) => return peer,
+    let Some(value) = value.filter(|_| is_trusted(peer)) else { return peer };
+    let hop = |element: &str| match header {
+        ForwardedHeader::Forwarded => forwarded_for(element),
+        ForwardedHeader::XForwardedFor => address(element.trim()),
     };
-    for hop in chain.into_iter().rev() {
+    for hop in value.split(',').map(hop).rev() {
         match hop {
             Some(ip) if is_trusted(canonical(ip)) => continue,
             Some(ip) => return canonical(ip),
@@ -89,11 +101,18 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
         let (key, value) = pair.split_once('=')?;
         key.trim().eq_ignore_ascii_case("for").then(|| value.trim().trim_matches('"'))
     })?;
+    address(value)
+}
+
+/// `192.0.2.1`, `192.0.2.1:8080`, `2001:db8::1` or `[2001:db8::1]:443`.
+fn address(value: &str) -> Option<IpAddr> {
     if let Some(rest) = value.strip_prefix('[') {
         return rest.split_once(']')?.0.parse().ok();
     }
-    // `192.0.2.1:8080`: an IPv4 address with a port.
-    value.parse().ok().or_else(|| value.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()))
+    value
+        .parse()
+        .ok()
+        .or_else(|| value.rsplit_once(':').and_then(|(ip, _)| ip.parse::<std::net::Ipv4Addr>().ok()).map(IpAddr::V4))
 }
 
 #[cfg(test)]
@@ -122,23 +141,28 @@ mod tests {
     #[test]
     fn only_trusted_peers_name_the_client() {
         let trusted = [Cidr::parse("127.0.0.0/8").expect("cidr"), Cidr::parse("10.0.0.0/8").expect("cidr")];
+        let xff = ForwardedHeader::XForwardedFor;
         let spoofed = Some("203.0.113.9");
-        assert_eq!(client_address(ip("198.51.100.1"), &trusted, None, spoofed), ip("198.51.100.1"), "untrusted peer");
-        assert_eq!(client_address(ip("198.51.100.1"), &[], None, spoofed), ip("198.51.100.1"), "no proxies trusted");
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, None, spoofed), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("198.51.100.1"), &trusted, xff, spoofed), ip("198.51.100.1"), "untrusted peer");
+        assert_eq!(client_address(ip("198.51.100.1"), &[], xff, spoofed), ip("198.51.100.1"), "no proxies trusted");
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, xff, spoofed), ip("203.0.113.9"));
         // The client wrote the leftmost entry itself; the proxies appended the rest.
         let chain = Some("1.1.1.1, 203.0.113.9, 10.0.0.2");
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, None, chain), ip("203.0.113.9"));
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, None, Some("garbage")), ip("127.0.0.1"));
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, None, None), ip("127.0.0.1"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, xff, chain), ip("203.0.113.9"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, xff, Some("garbage")), ip("127.0.0.1"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, xff, None), ip("127.0.0.1"));
+        // Hops with ports, as some load balancers write them.
+        let ports = Some("198.51.100.4:5678, [2001:db8::5]:443");
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, xff, ports), ip("2001:db8::5"));
     }
 
     #[test]
-    fn forwarded_wins_and_parses_ports_and_brackets() {
+    fn forwarded_parses_ports_and_brackets() {
         let trusted = [Cidr::parse("127.0.0.1").expect("cidr")];
+        let fwd = ForwardedHeader::Forwarded;
         let forwarded = Some(r#"for=1.1.1.1, for="[2001:db8::7]:4711";proto=https"#);
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, forwarded, Some("9.9.9.9")), ip("2001:db8::7"));
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, Some("for=192.0.2.4:8080"), None), ip("192.0.2.4"));
-        assert_eq!(client_address(ip("127.0.0.1"), &trusted, Some("for=_hidden"), None), ip("127.0.0.1"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, fwd, forwarded), ip("2001:db8::7"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, fwd, Some("for=192.0.2.4:8080")), ip("192.0.2.4"));
+        assert_eq!(client_address(ip("127.0.0.1"), &trusted, fwd, Some("for=_hidden")), ip("127.0.0.1"));
     }
 }

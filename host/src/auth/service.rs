@@ -58,29 +58,36 @@ async fn reuse_detected(state: &AppState, row: &refresh_tokens::RefreshTokenRow)
 }
 
 pub async fn login(state: &AppState, username: &str, password: &str, client: Option<IpAddr>) -> AppResult<Tokens> {
-    // Counted before hashing: parallel attempts cannot all pass the check at once.
-    if let Err(retry_after_secs) = state.throttle.begin(username, client) {
-        return Err(AppError::RateLimited { retry_after_secs });
+    // A name no user can have (every username passed `check_username`), or a password longer
+    // than any: refused before anything is counted, looked up or hashed (same answer as a wrong
+    // password; no user is enumerated, since none can exist). This also bounds what the
+    // throttle keeps per attempt.
+    if check_username(username).is_err() || password.len() > password::MAX_PASSWORD_BYTES {
+        return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
     }
-    // Refuse absurd inputs before spending argon2 time on them (same answer as a wrong password).
-    let plausible = password.len() <= password::MAX_PASSWORD_BYTES && username.len() <= 256;
-    let user = if plausible { users::find_by_username(&state.db, username).await? } else { None };
-    let verified = if plausible {
-        match password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await {
-            Ok(verified) => verified,
-            Err(busy) => {
-                state.throttle.withdraw(username, client);
-                return Err(AppError::unavailable("too many logins at once; retry in a moment", busy));
-            }
+    // Counted before hashing: parallel attempts cannot all pass the check at once.
+    let attempt = match state.throttle.begin(username, client) {
+        Ok(attempt) => attempt,
+        Err(retry_after_secs) => return Err(AppError::RateLimited { retry_after_secs }),
+    };
+    let checked = async {
+        let user = users::find_by_username(&state.db, username).await?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        match password::verify(password.to_owned(), hash).await {
+            Ok(verified) => Ok(user.filter(|_| verified)),
+            Err(busy) => Err(AppError::unavailable("too many logins at once; retry in a moment", busy)),
         }
-    } else {
-        false
     };
-    let user = match user {
-        Some(user) if verified => user,
-        _ => return Err(AppError::Unauthorized(BAD_CREDENTIALS.into())),
+    let user = match checked.await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(AppError::Unauthorized(BAD_CREDENTIALS.into())),
+        // Nothing was checked (the host was busy, the database did not answer): not a failure.
+        Err(e) => {
+            state.throttle.withdraw(username, client, attempt);
+            return Err(e);
+        }
     };
-    state.throttle.succeeded(username, client);
+    state.throttle.succeeded(username, client, attempt);
     // Opportunistic housekeeping: expired tokens are useless, keep the table small.
     refresh_tokens::purge_expired(&state.db, Utc::now()).await?;
     issue(state, user.id, user.role(), Uuid::now_v7()).await

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept before expired ones are swept (bounds memory under a spray of usernames).
+/// Entries kept before expired ones are swept early (expired ones also go once a window).
 const SWEEP_ABOVE: usize = 10_000;
 /// An address may fail this many times more than one (username, address) pair.
 pub const ADDRESS_FACTOR: usize = 3;
@@ -34,38 +34,55 @@ pub const UNDER_ATTACK_FACTOR: usize = 5;
 pub struct LoginThrottle {
     max_failures: usize,
     window: Duration,
-    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    state: Mutex<State>,
 }
 
-/// The keys of one login attempt: (pair, address, username).
+struct State {
+    attempts: HashMap<String, VecDeque<Instant>>,
+    swept: Instant,
+}
+
+/// One counted attempt, to be taken back exactly ([`LoginThrottle::succeeded`], `withdraw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt(Instant);
+
+/// The keys of one login attempt: (pair, address, username). Callers pass only valid usernames
+/// (at most 64 ASCII characters), so a key's size is bounded. An IPv6 client counts by its /64:
+/// one host commonly holds a whole /64 and could rotate through it.
 fn keys(username: &str, ip: Option<IpAddr>) -> [String; 3] {
-    let user = username.to_lowercase();
-    let ip = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let user = username.to_ascii_lowercase();
+    let ip = match ip {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(v4) => v4.to_string(),
+        None => "unknown".to_owned(),
+    };
     [format!("pair:{ip}|{user}"), format!("ip:{ip}"), format!("user:{user}")]
 }
 
 impl LoginThrottle {
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self { max_failures: max_failures.max(1), window, attempts: Mutex::new(HashMap::new()) }
+        let state = State { attempts: HashMap::new(), swept: Instant::now() };
+        Self { max_failures: max_failures.max(1), window, state: Mutex::new(state) }
     }
 
     /// Counts an attempt for this username from this address, or `Err(seconds to wait)` when it
     /// is blocked (and then nothing is counted).
-    pub fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), u64> {
+    pub fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt, u64> {
         let now = Instant::now();
         let [pair, address, user] = keys(username, ip);
-        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > SWEEP_ABOVE {
-            map.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.attempts.len() > SWEEP_ABOVE || now.duration_since(state.swept) >= self.window {
+            state.attempts.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            state.swept = now;
         }
-        let under_attack = self.live(&mut map, &user, now) >= self.max_failures * UNDER_ATTACK_FACTOR;
+        let map = &mut state.attempts;
+        let under_attack = self.live(map, &user, now) >= self.max_failures * UNDER_ATTACK_FACTOR;
         let pair_limit = if under_attack { (self.max_failures / 3).max(1) } else { self.max_failures };
-        let wait = self.wait(&mut map, &pair, pair_limit, now).max(self.wait(
-            &mut map,
-            &address,
-            self.max_failures * ADDRESS_FACTOR,
-            now,
-        ));
+        let address_limit = self.max_failures * ADDRESS_FACTOR;
+        let wait = self.wait(map, &pair, pair_limit, now).max(self.wait(map, &address, address_limit, now));
         if !wait.is_zero() {
             return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
         }
@@ -77,29 +94,25 @@ impl LoginThrottle {
                 times.pop_front();
             }
         }
-        Ok(())
+        Ok(Attempt(now))
     }
 
     /// The attempt succeeded: the pair starts afresh and the attempt no longer counts against
     /// the address or the username.
-    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>, attempt: Attempt) {
         let [pair, address, user] = keys(username, ip);
-        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&pair);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.attempts.remove(&pair);
         for key in [address, user] {
-            if let Some(times) = map.get_mut(&key) {
-                times.pop_back();
-            }
+            take_back(&mut state.attempts, &key, attempt);
         }
     }
 
     /// The attempt never reached the password check (the host was busy): it does not count.
-    pub fn withdraw(&self, username: &str, ip: Option<IpAddr>) {
-        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn withdraw(&self, username: &str, ip: Option<IpAddr>, attempt: Attempt) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for key in keys(username, ip) {
-            if let Some(times) = map.get_mut(&key) {
-                times.pop_back();
-            }
+            take_back(&mut state.attempts, &key, attempt);
         }
     }
 
@@ -121,6 +134,16 @@ impl LoginThrottle {
         // The attempt that must leave the window for the count to drop below the limit.
         let times = &map[key];
         times.get(count - limit).map_or(Duration::ZERO, |t| self.window.saturating_sub(now.duration_since(*t)))
+    }
+}
+
+/// Removes `attempt` itself from `key` (not whichever came last: a success interleaved with a
+/// spray must not erase the spray's entries).
+fn take_back(map: &mut HashMap<String, VecDeque<Instant>>, key: &str, attempt: Attempt) {
+    if let Some(times) = map.get_mut(key)
+        && let Some(at) = times.iter().rposition(|t| *t == attempt.0)
+    {
+        times.remove(at);
     }
 }
 
@@ -170,14 +193,37 @@ mod tests {
     fn success_and_withdrawal_take_the_attempt_back() {
         let throttle = LoginThrottle::new(2, Duration::from_secs(60));
         for _ in 0..5 {
-            throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
-            throttle.succeeded("alice", ip("10.0.0.1"));
+            let attempt = throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+            throttle.succeeded("alice", ip("10.0.0.1"), attempt);
         }
-        throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
-        throttle.withdraw("alice", ip("10.0.0.1"));
+        let attempt = throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
+        throttle.withdraw("alice", ip("10.0.0.1"), attempt);
         throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
         throttle.begin("alice", ip("10.0.0.1")).expect("allowed");
         assert!(throttle.begin("alice", ip("10.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn a_success_takes_back_its_own_attempt_not_a_sprays() {
+        let throttle = LoginThrottle::new(2, Duration::from_secs(60));
+        let mine = throttle.begin("me", ip("10.0.0.1")).expect("allowed");
+        for n in 0..2 * ADDRESS_FACTOR - 1 {
+            std::thread::sleep(Duration::from_millis(1));
+            let _ = throttle.begin(&format!("sprayed{n}"), ip("10.0.0.1"));
+        }
+        throttle.succeeded("me", ip("10.0.0.1"), mine);
+        assert!(throttle.begin("another", ip("10.0.0.1")).is_ok(), "one slot was mine");
+        assert!(throttle.begin("yet-another", ip("10.0.0.1")).is_err(), "the spray still counts");
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_by_its_64() {
+        let throttle = LoginThrottle::new(2, Duration::from_secs(60));
+        for n in 0..2 {
+            throttle.begin("alice", ip(&format!("2001:db8:1:2::{n:x}"))).expect("allowed");
+        }
+        assert!(throttle.begin("alice", ip("2001:db8:1:2:ffff::9")).is_err(), "same /64");
+        assert!(throttle.begin("alice", ip("2001:db8:1:3::1")).is_ok(), "another /64");
     }
 
     #[test]

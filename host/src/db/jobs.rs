@@ -268,7 +268,8 @@ pub async fn enqueue_project_sync(db: &Db, project_id: Uuid) -> Result<JobRow, s
 
 async fn waiting_project_sync(db: &Db, project_id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND kind = 'sync_project_variants' AND status = 'pending'"
+        "SELECT {COLUMNS} FROM jobs
+         WHERE project_id = $1 AND kind = 'sync_project_variants' AND status = 'pending' AND attempts = 0"
     );
     dispatch!(db, |pool| sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
         .bind(project_id)

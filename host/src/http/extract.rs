@@ -21,13 +21,11 @@ impl FromRequestParts<AppState> for ClientIp {
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
             return Ok(ClientIp(None));
         };
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let ip = crate::net::client_address(
-            peer.ip(),
-            &state.config.trusted_proxies,
-            header("forwarded"),
-            header("x-forwarded-for"),
-        );
+        let header = state.config.forwarded_header;
+        // Every line of the header: a proxy may add a line of its own after the client's.
+        let lines: Vec<&str> = parts.headers.get_all(header.name()).iter().filter_map(|v| v.to_str().ok()).collect();
+        let value = (!lines.is_empty()).then(|| lines.join(","));
+        let ip = crate::net::client_address(peer.ip(), &state.config.trusted_proxies, header, value.as_deref());
         Ok(ClientIp(Some(ip)))
     }
 }

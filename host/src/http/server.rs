@@ -3,7 +3,9 @@
 //! `axum::serve` has no header timeout (hyper's needs a timer it does not set), no connection
 //! cap and no shutdown deadline, so a client trickling its headers was kept open forever. Here:
 //! - at most `MAX_CONNECTIONS` connections are served at once; further ones wait in the
-//!   kernel's backlog until one ends (they are not accepted and then starved);
+//!   kernel's backlog until one ends (they are not accepted and then starved); one client
+//!   address holds at most `max_connections_per_client` of them (trusted proxies, which carry
+//!   many clients, excepted): more are closed at once;
 //! - a request's headers must arrive within `header_read_timeout` (hyper's timer starts when the
 //!   connection waits for a request head, so an idle keep-alive connection is closed after the
 //!   same time);
@@ -29,15 +31,18 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::ServerSettings;
+use crate::net::Cidr;
 
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     settings: ServerSettings,
+    trusted_proxies: Vec<Cidr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let per_client = PerClient::new(settings.max_connections_per_client, trusted_proxies);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -59,6 +64,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(held) = per_client.admit(peer.ip()) else {
+            tracing::debug!(client = %peer.ip(), "connection closed: too many from this client");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -70,7 +79,7 @@ pub async fn serve(
         tokio::spawn(async move {
             // A client that vanishes or times out mid-request is its own problem, not an error here.
             let _ = connection.await;
-            drop(permit);
+            drop((permit, held));
         });
     }
     drop(listener);
@@ -81,4 +90,48 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Connections held per client address.
+#[derive(Clone)]
+struct PerClient {
+    limit: usize,
+    trusted: Arc<Vec<Cidr>>,
+    held: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One client's connection; given back when dropped.
+struct Held(Option<(PerClient, std::net::IpAddr)>);
+
+impl PerClient {
+    fn new(limit: usize, trusted: Vec<Cidr>) -> Self {
+        Self { limit: limit.max(1), trusted: Arc::new(trusted), held: Arc::default() }
+    }
+
+    fn admit(&self, ip: std::net::IpAddr) -> Option<Held> {
+        if self.trusted.iter().any(|c| c.contains(ip)) {
+            return Some(Held(None));
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(ip).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Held(Some((self.clone(), ip))))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((clients, ip)) = self.0.take() {
+            let mut held = clients.held.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = held.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(&ip);
+                }
+            }
+        }
+    }
 }

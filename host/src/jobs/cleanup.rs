@@ -61,7 +61,15 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
     let young_after = Utc::now() - grace;
     // Writes that never finished (a process died mid-upload) past the same grace.
-    report.incomplete_uploads_removed = state.store.sweep_incomplete(young_after, &is_ours).await?;
+    // A store that refuses the sweep (a bucket policy without ListBucketMultipartUploads, an
+    // S3-compatible server without the API) must not stop the orphan scan that follows.
+    report.incomplete_uploads_removed = match state.store.sweep_incomplete(young_after, &is_ours).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cleanup: cannot sweep unfinished writes; going on");
+            0
+        }
+    };
 
     // Orphans, page by page; the keys the database names are held for one project folder at a
     // time (a folder's objects come together in a listing).

@@ -297,3 +297,34 @@ pub(crate) fn trickle(addr: std::net::SocketAddr, n: usize, limit: Duration) -> 
     }
     (open, started.elapsed())
 }
+
+/// SIGTERM while a client trickles its headers: the server still exits, within the header
+/// timeout (15 s) at most; it used to wait for that client forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_cannot_hold_up_the_shutdown() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut cmd = bare(cwd.path());
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    let mut running = Running::start(cmd);
+    wait_until_up(&format!("http://127.0.0.1:{port}"), &mut running).await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let slow = std::thread::spawn(move || trickle(addr, 1, Duration::from_secs(60)));
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = std::process::Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status();
+    assert!(killed.expect("kill").success());
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if asked.elapsed() > Duration::from_secs(45) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("SIGTERM with a client trickling its headers: exit after {:.1} s", asked.elapsed().as_secs_f64());
+    let status = status.unwrap_or_else(|| panic!("no exit 45 s after SIGTERM:\n{}", running.log()));
+    assert!(status.success(), "exit status {status}:\n{}", running.log());
+    drop(slow);
+}

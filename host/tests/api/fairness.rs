@@ -9,7 +9,8 @@ use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
 db_tests!(
     another_projects_first_upload_is_claimed_before_a_backlog,
     backlogged_projects_take_turns,
-    one_sync_waits_per_project
+    one_sync_waits_per_project,
+    a_sync_taken_back_waits_beside_a_new_one
 );
 
 fn pid(id: &str) -> uuid::Uuid {
@@ -113,4 +114,30 @@ async fn one_sync_waits_per_project(db: DbKind) {
     assert!(![first, next].contains(&after), "nothing waits any more: a new one");
     let all: Value = app.get_with_key("/jobs", &t.key).await.json().await.expect("json");
     assert_eq!(all["total"], 3, "{all}");
+}
+
+/// A running sync whose worker died is taken back beside the one waiting since: the unique
+/// index counts only syncs never run, so the reclaim (one UPDATE for every stale job) and a
+/// retry do not fail on it.
+async fn a_sync_taken_back_waits_beside_a_new_one(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let t = app.project_with_key(Value::Null).await;
+    let path = format!("/projects/{}/sync-variants", t.project_id);
+    let first = app.post_json(&path, Some(&t.token), &json!({})).await;
+    assert_eq!(first.status(), 202);
+    let running = jobs::claim(&app.state.db, "doomed:1:w/0").await.expect("claim").expect("a job");
+    assert_eq!(app.post_json(&path, Some(&t.token), &json!({})).await.status(), 202, "a new one waits");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(jobs::reclaim_stale(&app.state.db, 0, 5).await.expect("the reclaim does not fail"), 1);
+    let pending: Value = app.get_with_key("/jobs?status=pending", &t.key).await.json().await.expect("json");
+    assert_eq!(pending["total"], 2, "{pending}");
+    // And a retry of a sync that ran, beside a new one.
+    let again = jobs::claim(&app.state.db, "flaky:1:w/0").await.expect("claim").expect("a job");
+    assert_eq!(app.post_json(&path, Some(&t.token), &json!({})).await.status(), 202);
+    assert!(jobs::retry_later(&app.state.db, again.id, "flaky:1:w/0", 0, "storage unavailable").await.expect("retry"));
+    let _ = running;
+    let waiting: Value = app.get_with_key("/jobs?status=pending", &t.key).await.json().await.expect("json");
+    let waiting = waiting["total"].as_u64().expect("total");
+    assert!(waiting >= 2, "the retried sync waits beside the new one");
+    assert_eq!(drain(&app).await as u64, waiting, "every waiting sync runs");
 }

@@ -58,6 +58,20 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_connection() {
+    let app = app_with(|c| c.server.max_connections_per_client = 3).await;
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(app.addr).expect("connect")).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    let refused = client.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await;
+    assert!(refused.is_err(), "a 4th connection of one client was served: {refused:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = client.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await.expect("served");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_json_body_is_a_408() {
     let app = app_with(|c| c.server.body_read_timeout = Duration::from_secs(1)).await;
     let addr = app.addr;
