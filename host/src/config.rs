@@ -136,6 +136,9 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// A JSON body must arrive within this (uploads have their own stall timeout instead).
     pub body_read_timeout: Duration,
+    /// A response the client does not read for this long (not a byte taken) ends its
+    /// connection: a client that never reads must not hold a connection forever.
+    pub write_stall_timeout: Duration,
     /// After a shutdown signal, in-flight requests get this long before they are dropped.
     pub shutdown_grace: Duration,
     /// A refused request's unread body is read and discarded up to this many bytes, so that the
@@ -150,6 +153,7 @@ impl Default for ServerSettings {
             max_connections_per_client: 256,
             header_read_timeout: Duration::from_secs(15),
             body_read_timeout: Duration::from_secs(30),
+            write_stall_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             drain_limit: 64 << 20,
         }

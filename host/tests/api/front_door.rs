@@ -71,6 +71,32 @@ async fn one_client_cannot_take_every_connection() {
     assert_eq!(response.status(), 200);
 }
 
+/// A client that asks for a large blob and never reads it: its connection ends once the
+/// response has made no progress for the stall timeout (seen here through the per-client cap
+/// of 1: the next request of that client is served only after the stalled one ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_response_lets_go() {
+    let app = app_with(|c| c.server.write_stall_timeout = Duration::from_secs(1)).await;
+    let t = app.project_with_key(serde_json::json!({"quotas": {"max_file_bytes": null}})).await;
+    let uploaded = app.upload("/upload/file", &t.key, "big.bin", crate::helpers::pattern(48 << 20, 3)).await;
+    assert_eq!(uploaded.status(), 201);
+    let file: serde_json::Value = uploaded.json().await.expect("json");
+    let path = file["url"].as_str().expect("url").trim_start_matches(&app.base).to_owned();
+    let addr = app.addr;
+    let sizes = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: mbk\r\n\r\n").as_bytes()).expect("request");
+        // Never read: the server's writes fill the socket buffers and stall.
+        std::thread::sleep(Duration::from_secs(4));
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(20));
+        (got.len(), closed)
+    })
+    .await
+    .expect("client");
+    assert!(sizes.1, "the server kept a never-reading client's connection open");
+    assert!(sizes.0 < 48 << 20, "the whole blob was sent ({} bytes): the client did read", sizes.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_json_body_is_a_408() {
     let app = app_with(|c| c.server.body_read_timeout = Duration::from_secs(1)).await;
