@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod projects;
 pub mod storage;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::{App, AppState};

@@ -180,13 +180,13 @@ impl PluginEngine {
 
     /// The component with this digest, when this engine has it loaded already.
     pub fn loaded(&self, sha256: &str) -> Option<CompiledPlugin> {
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256).cloned()
+        crate::sync::lock(&self.compiled).get(sha256).cloned()
     }
 
     /// Compiles (or fetches from the caches) and links a component.
     pub fn load(&self, wasm: &[u8]) -> Result<CompiledPlugin, PluginFailure> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        if let Some(found) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256) {
+        if let Some(found) = crate::sync::lock(&self.compiled).get(&sha256) {
             return Ok(found.clone());
         }
         let component = self.component(wasm, &sha256)?;
@@ -200,7 +200,7 @@ impl PluginEngine {
         let mut plugin = CompiledPlugin { sha256: sha256.clone(), name: format!("plugin-{}", &sha256[..12]), pre };
         let info = self.info(&plugin)?;
         plugin.name = info.name;
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).insert(sha256, plugin.clone());
+        crate::sync::lock(&self.compiled).insert(sha256, plugin.clone());
         Ok(plugin)
     }
 
