@@ -8,7 +8,9 @@ pub mod bench;
 use std::sync::Arc;
 
 use crate::config::PipelineEngine;
-use crate::plugins::{CompiledPlugin, PluginEngine, PluginFailure, PluginSettings, RenderError, Rendered, Spec};
+use crate::plugins::{
+    CompiledPlugin, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderResults, Rendered, Spec,
+};
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
 pub static STANDARD_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mbk_standard.wasm"));
@@ -67,12 +69,7 @@ impl Renderer {
     }
 
     /// Renders with the standard plugin. CPU-bound: call from a blocking thread.
-    pub fn render_standard(
-        &self,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+    pub fn render_standard(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
         let (name, results) = match &self.standard {
             Some(component) => ("mbk-standard", self.plugins.render(component, input, max_pixels, specs)),
             None => {
@@ -83,13 +80,7 @@ impl Renderer {
     }
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
-    pub fn render_with(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+    pub fn render_with(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
         counted(&plugin.name, self.plugins.render(plugin, input, max_pixels, specs)).map(|r| checked(specs, r))
     }
 }

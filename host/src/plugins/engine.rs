@@ -76,6 +76,10 @@ pub enum PluginFailure {
     Busy(String),
 }
 
+/// What one plugin call answers: one result per spec, in the specs' order, or the reason the
+/// call as a whole produced none.
+pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, PluginFailure>;
+
 impl PluginFailure {
     /// Whether the same call may succeed later (nothing was wrong with the plugin or the input).
     pub fn is_transient(&self) -> bool {
@@ -275,13 +279,7 @@ impl PluginEngine {
 
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
-    pub fn render(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+    pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
         let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(to_wit).collect();
         let answer = self.run(async {
             let (mut store, stderr) = self.store(&plugin.name);

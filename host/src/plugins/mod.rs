@@ -9,7 +9,7 @@ pub mod engine;
 mod host_calls;
 pub mod registry;
 
-pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings};
+pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderResults};
 pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
 
 /// The world every plugin must export.
