@@ -35,7 +35,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::bindings::mbk::plugin::types as wit;
 use super::bindings::{Plugin, PluginPre};
 use super::host_calls::HostState;
-use super::{Fit, Format, RenderError, Rendered, Spec};
+use super::{RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
@@ -280,7 +280,7 @@ impl PluginEngine {
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
     pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(to_wit).collect();
+        let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
         let answer = self.run(async {
             let (mut store, stderr) = self.store(&plugin.name);
             let instance =
@@ -290,7 +290,7 @@ impl PluginEngine {
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))
         })?;
-        let results = answer.map_err(|e| PluginFailure::Render(from_wit_error(e)))?;
+        let results = answer.map_err(|e| PluginFailure::Render(e.into()))?;
         if results.len() != specs.len() {
             return Err(PluginFailure::Trap(format!(
                 "returned {} results for {} variants",
@@ -298,13 +298,7 @@ impl PluginEngine {
                 specs.len()
             )));
         }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.map(|out| Rendered { bytes: out.bytes, mime: out.mime, width: out.width, height: out.height })
-                    .map_err(from_wit_error)
-            })
-            .collect())
+        Ok(results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect())
     }
 }
 
@@ -330,36 +324,6 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub description: String,
-}
-
-fn to_wit(spec: &Spec) -> wit::VariantSpec {
-    wit::VariantSpec {
-        name: spec.name.clone(),
-        width: spec.width,
-        height: spec.height,
-        fit: match spec.fit {
-            Fit::Contain => wit::Fit::Contain,
-            Fit::Cover => wit::Fit::Cover,
-            Fit::Stretch => wit::Fit::Stretch,
-        },
-        format: match spec.format {
-            Format::Webp => wit::ImageFormat::Webp,
-            Format::Avif => wit::ImageFormat::Avif,
-            Format::Jpeg => wit::ImageFormat::Jpeg,
-            Format::Png => wit::ImageFormat::Png,
-        },
-        quality: spec.quality,
-        params: spec.params.clone(),
-    }
-}
-
-fn from_wit_error(e: wit::RenderError) -> RenderError {
-    match e {
-        wit::RenderError::UnsupportedInput(m) => RenderError::UnsupportedInput(m),
-        wit::RenderError::TooLarge(m) => RenderError::TooLarge(m),
-        wit::RenderError::InvalidSpec(m) => RenderError::InvalidSpec(m),
-        wit::RenderError::Failed(m) => RenderError::Failed(m),
-    }
 }
 
 /// What a plugin may import: what a Rust std component for `wasm32-wasip2` asks for (streams,

@@ -169,12 +169,7 @@ impl super::bindings::mbk::plugin::codecs::Host for HostState {
         if !(1..=100).contains(&quality) {
             return Err(format!("quality {quality} is outside 1..=100"));
         }
-        let format = match format {
-            ImageFormat::Webp => mbk_standard::Format::Webp,
-            ImageFormat::Avif => mbk_standard::Format::Avif,
-            ImageFormat::Jpeg => mbk_standard::Format::Jpeg,
-            ImageFormat::Png => mbk_standard::Format::Png,
-        };
+        let format = super::Format::from(format);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err("the plugin's time is up".into());
