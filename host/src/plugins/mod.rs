@@ -5,6 +5,7 @@
 //! Rendering types are the standard plugin's own plain types, shared by both engines.
 
 pub mod bindings;
+mod encoders;
 pub mod engine;
 mod host_calls;
 pub mod registry;
