@@ -114,14 +114,6 @@ pub fn builtin_identity() -> (&'static str, String, i64) {
     (mbk_standard::VERSION, hex::encode(sha2::Sha256::digest(STANDARD_COMPONENT)), STANDARD_COMPONENT.len() as i64)
 }
 
-/// A small built-in test image (a 96x64 PNG colour gradient), for `plugin validate`.
-pub fn test_image() -> Vec<u8> {
-    let (w, h) = (96u32, 64u32);
-    let pixels: Vec<u8> =
-        (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 255 / w) as u8, (y * 255 / h) as u8, 128])).collect();
-    mbk_standard::encode::encode(&pixels, w, h, false, mbk_standard::Format::Png, 90).unwrap_or_default()
-}
-
 fn checked(specs: &[Spec], results: Vec<Result<Rendered, RenderError>>) -> Vec<Result<Rendered, RenderError>> {
     specs.iter().zip(results).map(|(spec, result)| result.and_then(|r| verify(spec, r))).collect()
 }

@@ -9,6 +9,7 @@ mod encoders;
 pub mod engine;
 mod host_calls;
 pub mod registry;
+pub mod validate;
 
 pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderResults};
 pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
