@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::config::PipelineEngine;
 use crate::plugins::{
-    CompiledPlugin, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderResults, Rendered, Spec,
+    CompiledPlugin, Fit, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderResults, Rendered, Spec,
 };
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
@@ -135,10 +135,8 @@ pub fn verify(spec: &Spec, rendered: Rendered) -> Result<Rendered, RenderError> 
         ));
     }
     let fits = match spec.fit {
-        crate::plugins::Fit::Cover | crate::plugins::Fit::Stretch => {
-            Some(rendered.width) == spec.width && Some(rendered.height) == spec.height
-        }
-        crate::plugins::Fit::Contain => {
+        Fit::Cover | Fit::Stretch => Some(rendered.width) == spec.width && Some(rendered.height) == spec.height,
+        Fit::Contain => {
             spec.width.is_none_or(|w| rendered.width <= w) && spec.height.is_none_or(|h| rendered.height <= h)
         }
     };
