@@ -2,7 +2,9 @@
 //! disk by SHA-256 and engine version) and runs each call in a fresh, bounded store. The
 //! standard plugin is also linked natively ([`mbk_standard`]) as the fallback engine.
 //!
-//! Rendering types are the standard plugin's own plain types, shared by both engines.
+//! Rendering types are the standard plugin's own plain types, shared by both engines and by
+//! the host at large (project settings hold this `Fit` and `Format`); the WIT ones convert at the
+//! bindings ([`bindings`]).
 
 pub mod bindings;
 mod encoders;

@@ -292,6 +292,19 @@ mod tests {
         ProjectSettings::from_json(value, "settings").map_err(|e| e.to_string())
     }
 
+    /// The schema lists `as_str` names; settings are read and written by serde: one set.
+    #[test]
+    fn the_schemas_name_what_serde_reads_and_writes() {
+        for fit in Fit::ALL {
+            assert_eq!(serde_json::to_value(fit).ok(), Some(json!(fit.as_str())));
+            assert_eq!(serde_json::from_value::<Fit>(json!(fit.as_str())).ok(), Some(fit));
+        }
+        for format in Format::ALL {
+            assert_eq!(serde_json::to_value(format).ok(), Some(json!(format.as_str())));
+            assert_eq!(serde_json::from_value::<Format>(json!(format.as_str())).ok(), Some(format));
+        }
+    }
+
     #[test]
     fn defaults_are_thumbnail_and_medium() {
         let s = ProjectSettings::default();
