@@ -70,7 +70,7 @@ struct Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        crate::sync::lock(&self.held).retain(|(id, _)| *id != self.id);
+        crate::sync::lock(self.held).retain(|(id, _)| *id != self.id);
     }
 }
 
