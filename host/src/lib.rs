@@ -3,9 +3,10 @@
 //! The MediaBlobKit host: an axum HTTP API and the job workers, in one library that the `mbk-host`
 //! binary and the integration tests share.
 //!
-//! Arrows point one way: [`http`] uses [`db`], [`storage`] and (later) jobs and pipeline; nothing
-//! below [`http`] knows axum. [`app`] wires a validated [`config::Config`] into an [`app::AppState`]
-//! and the router; `main.rs` only parses the command line.
+//! Arrows point one way: [`http`] uses [`auth`], [`db`], [`storage`], [`jobs`] and [`pipeline`];
+//! [`jobs`] use [`pipeline`], which uses [`plugins`]; nothing below [`http`] knows axum. [`app`]
+//! wires a validated [`config::Config`] into an [`app::AppState`] and the router; `main.rs` only
+//! parses the command line.
 
 pub mod app;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod projects;
 pub mod storage;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::{App, AppState};

@@ -220,8 +220,9 @@ async fn superuser(config: Config, username: &str, password_stdin: bool) -> anyh
     }
 }
 
+/// `plugin validate FILE`: the checks live in `plugins::validate`; here, the limits and the
+/// verdict lines (exit 0: every check passed, 1: one failed, 2: a bad limit).
 fn validate_plugin(file: &std::path::Path) -> ExitCode {
-    use mbk_host::plugins::{Fit, Format, PluginEngine, PluginSettings, Spec};
     let (memory_mb, timeout) = match mbk_host::config::plugin_limits_from_env() {
         Ok(limits) => limits,
         Err(e) => {
@@ -229,89 +230,12 @@ fn validate_plugin(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verdict = |ok: bool, line: String| {
-        println!("{} {line}", if ok { "ok  " } else { "FAIL" });
-        ok
-    };
-    let wasm = match std::fs::read(file) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            verdict(false, format!("cannot read {}: {e}", file.display()));
-            return ExitCode::FAILURE;
-        }
-    };
-    let settings = PluginSettings { memory_bytes: (memory_mb as usize) << 20, timeout, cache_dir: None, instances: 2 };
-    let engine = match PluginEngine::new(settings) {
-        Ok(engine) => engine,
-        Err(e) => return fail(e),
-    };
-    let plugin = match engine.load(&wasm) {
-        Ok(plugin) => plugin,
-        Err(e) => {
-            verdict(false, format!("{}: {e}", file.display()));
-            return ExitCode::FAILURE;
-        }
-    };
-    verdict(
-        true,
-        format!(
-            "a component exporting {} that compiles and links (sha256 {})",
-            mbk_host::plugins::WORLD,
-            plugin.sha256
-        ),
-    );
-    match engine.info(&plugin) {
-        Ok(info) => verdict(true, format!("info(): {} {} — {}", info.name, info.version, info.description)),
-        Err(e) => return if verdict(false, format!("info(): {e}")) { ExitCode::SUCCESS } else { ExitCode::FAILURE },
-    };
-    let image = mbk_host::pipeline::test_image();
-    let specs = [
-        Spec {
-            name: "cover".into(),
-            width: Some(32),
-            height: Some(32),
-            fit: Fit::Cover,
-            format: Format::Png,
-            quality: 80,
-            params: Vec::new(),
-        },
-        Spec {
-            name: "contain".into(),
-            width: Some(48),
-            height: None,
-            fit: Fit::Contain,
-            format: Format::Webp,
-            quality: 80,
-            params: Vec::new(),
-        },
-        Spec {
-            name: "stretch".into(),
-            width: Some(20),
-            height: Some(40),
-            fit: Fit::Stretch,
-            format: Format::Jpeg,
-            quality: 80,
-            params: Vec::new(),
-        },
-    ];
-    let results = match engine.render(&plugin, &image, 100_000_000, &specs) {
-        Ok(results) => results,
-        Err(e) => {
-            verdict(false, format!("render() of a {}-byte test image: {e}", image.len()));
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut all_ok = true;
-    for (spec, result) in specs.iter().zip(results) {
-        all_ok &= match result.and_then(|r| mbk_host::pipeline::verify(spec, r)) {
-            Ok(r) => verdict(
-                true,
-                format!("render {:?}: {}x{} {} ({} bytes)", spec.name, r.width, r.height, r.mime, r.bytes.len()),
-            ),
-            Err(e) => verdict(false, format!("render {:?}: {e}", spec.name)),
-        };
+    let verdict = |ok: bool, line: &str| println!("{} {line}", if ok { "ok  " } else { "FAIL" });
+    match mbk_host::plugins::validate::run(file, (memory_mb as usize) << 20, timeout, verdict) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => fail(e),
     }
-    if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {

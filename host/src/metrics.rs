@@ -34,7 +34,7 @@ struct Inner {
 static METRICS: Mutex<Option<Inner>> = Mutex::new(None);
 
 fn with<R>(f: impl FnOnce(&mut Inner) -> R) -> R {
-    let mut guard = METRICS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = crate::sync::lock(&METRICS);
     f(guard.get_or_insert_with(Inner::default))
 }
 

@@ -15,9 +15,9 @@ use crate::db::files::{self, VariantRow};
 use crate::db::projects;
 use crate::pipeline::Renderer;
 use crate::plugins::registry::{self, Unavailable};
-use crate::plugins::{Fit as PFit, Format as PFormat, PluginFailure, Spec};
+use crate::plugins::{PluginFailure, Spec};
 use crate::projects::service::Project;
-use crate::projects::settings::{Fit, ImageFormat, STANDARD_PLUGIN};
+use crate::projects::settings::STANDARD_PLUGIN;
 use crate::storage::BlobKey;
 use crate::{AppState, storage};
 
@@ -63,17 +63,8 @@ fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
         name: v.name.as_str().to_owned(),
         width: v.width,
         height: v.height,
-        fit: match v.fit {
-            Fit::Contain => PFit::Contain,
-            Fit::Cover => PFit::Cover,
-            Fit::Stretch => PFit::Stretch,
-        },
-        format: match v.format {
-            ImageFormat::Webp => PFormat::Webp,
-            ImageFormat::Avif => PFormat::Avif,
-            ImageFormat::Jpeg => PFormat::Jpeg,
-            ImageFormat::Png => PFormat::Png,
-        },
+        fit: v.fit,
+        format: v.format,
         quality: v.quality,
         params: v.params.iter().map(|(k, val)| (k.clone(), val.clone())).collect(),
     }

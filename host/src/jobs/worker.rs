@@ -70,7 +70,7 @@ struct Held<'a> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).retain(|(id, _)| *id != self.id);
+        crate::sync::lock(self.held).retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -95,7 +95,7 @@ impl Worker {
     pub async fn run_next(&self, slot: usize) -> Result<Option<(JobRow, Ran)>, sqlx::Error> {
         let me = self.slot_id(slot);
         let Some(job) = jobs::claim(&self.state.db, &me).await? else { return Ok(None) };
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).push((job.id, me.clone()));
+        crate::sync::lock(&self.held).push((job.id, me.clone()));
         let _held = Held { held: &self.held, id: job.id };
         let started = std::time::Instant::now();
         // A handler that hangs (a store that never answers) must not hold its job forever.
@@ -249,7 +249,7 @@ impl Worker {
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = beat.tick() => {
-                    let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let held = crate::sync::lock(&self.held).clone();
                     for (id, slot) in held {
                         if let Err(e) = jobs::heartbeat(db, id, &slot).await {
                             tracing::warn!(error = %e, "Jobs | heartbeat failed");

@@ -8,7 +8,9 @@ pub mod bench;
 use std::sync::Arc;
 
 use crate::config::PipelineEngine;
-use crate::plugins::{CompiledPlugin, PluginEngine, PluginFailure, PluginSettings, RenderError, Rendered, Spec};
+use crate::plugins::{
+    CompiledPlugin, Fit, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderResults, Rendered, Spec,
+};
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
 pub static STANDARD_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mbk_standard.wasm"));
@@ -67,12 +69,7 @@ impl Renderer {
     }
 
     /// Renders with the standard plugin. CPU-bound: call from a blocking thread.
-    pub fn render_standard(
-        &self,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+    pub fn render_standard(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
         let (name, results) = match &self.standard {
             Some(component) => ("mbk-standard", self.plugins.render(component, input, max_pixels, specs)),
             None => {
@@ -83,13 +80,7 @@ impl Renderer {
     }
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
-    pub fn render_with(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
+    pub fn render_with(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
         counted(&plugin.name, self.plugins.render(plugin, input, max_pixels, specs)).map(|r| checked(specs, r))
     }
 }
@@ -123,14 +114,6 @@ pub fn builtin_identity() -> (&'static str, String, i64) {
     (mbk_standard::VERSION, hex::encode(sha2::Sha256::digest(STANDARD_COMPONENT)), STANDARD_COMPONENT.len() as i64)
 }
 
-/// A small built-in test image (a 96x64 PNG colour gradient), for `plugin validate`.
-pub fn test_image() -> Vec<u8> {
-    let (w, h) = (96u32, 64u32);
-    let pixels: Vec<u8> =
-        (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 255 / w) as u8, (y * 255 / h) as u8, 128])).collect();
-    mbk_standard::encode::encode(&pixels, w, h, false, mbk_standard::Format::Png, 90).unwrap_or_default()
-}
-
 fn checked(specs: &[Spec], results: Vec<Result<Rendered, RenderError>>) -> Vec<Result<Rendered, RenderError>> {
     specs.iter().zip(results).map(|(spec, result)| result.and_then(|r| verify(spec, r))).collect()
 }
@@ -152,10 +135,8 @@ pub fn verify(spec: &Spec, rendered: Rendered) -> Result<Rendered, RenderError> 
         ));
     }
     let fits = match spec.fit {
-        crate::plugins::Fit::Cover | crate::plugins::Fit::Stretch => {
-            Some(rendered.width) == spec.width && Some(rendered.height) == spec.height
-        }
-        crate::plugins::Fit::Contain => {
+        Fit::Cover | Fit::Stretch => Some(rendered.width) == spec.width && Some(rendered.height) == spec.height,
+        Fit::Contain => {
             spec.width.is_none_or(|w| rendered.width <= w) && spec.height.is_none_or(|h| rendered.height <= h)
         }
     };

@@ -35,7 +35,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use super::bindings::mbk::plugin::types as wit;
 use super::bindings::{Plugin, PluginPre};
 use super::host_calls::HostState;
-use super::{Fit, Format, RenderError, Rendered, Spec};
+use super::{RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
@@ -75,6 +75,10 @@ pub enum PluginFailure {
     #[error("every plugin sandbox of this process is busy: {0}")]
     Busy(String),
 }
+
+/// What one plugin call answers: one result per spec, in the specs' order, or the reason the
+/// call as a whole produced none.
+pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, PluginFailure>;
 
 impl PluginFailure {
     /// Whether the same call may succeed later (nothing was wrong with the plugin or the input).
@@ -180,13 +184,13 @@ impl PluginEngine {
 
     /// The component with this digest, when this engine has it loaded already.
     pub fn loaded(&self, sha256: &str) -> Option<CompiledPlugin> {
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256).cloned()
+        crate::sync::lock(&self.compiled).get(sha256).cloned()
     }
 
     /// Compiles (or fetches from the caches) and links a component.
     pub fn load(&self, wasm: &[u8]) -> Result<CompiledPlugin, PluginFailure> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        if let Some(found) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256) {
+        if let Some(found) = crate::sync::lock(&self.compiled).get(&sha256) {
             return Ok(found.clone());
         }
         let component = self.component(wasm, &sha256)?;
@@ -200,7 +204,7 @@ impl PluginEngine {
         let mut plugin = CompiledPlugin { sha256: sha256.clone(), name: format!("plugin-{}", &sha256[..12]), pre };
         let info = self.info(&plugin)?;
         plugin.name = info.name;
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).insert(sha256, plugin.clone());
+        crate::sync::lock(&self.compiled).insert(sha256, plugin.clone());
         Ok(plugin)
     }
 
@@ -275,14 +279,8 @@ impl PluginEngine {
 
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
-    pub fn render(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-    ) -> Result<Vec<Result<Rendered, RenderError>>, PluginFailure> {
-        let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(to_wit).collect();
+    pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
+        let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
         let answer = self.run(async {
             let (mut store, stderr) = self.store(&plugin.name);
             let instance =
@@ -292,7 +290,7 @@ impl PluginEngine {
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))
         })?;
-        let results = answer.map_err(|e| PluginFailure::Render(from_wit_error(e)))?;
+        let results = answer.map_err(|e| PluginFailure::Render(e.into()))?;
         if results.len() != specs.len() {
             return Err(PluginFailure::Trap(format!(
                 "returned {} results for {} variants",
@@ -300,13 +298,7 @@ impl PluginEngine {
                 specs.len()
             )));
         }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.map(|out| Rendered { bytes: out.bytes, mime: out.mime, width: out.width, height: out.height })
-                    .map_err(from_wit_error)
-            })
-            .collect())
+        Ok(results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect())
     }
 }
 
@@ -332,36 +324,6 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub description: String,
-}
-
-fn to_wit(spec: &Spec) -> wit::VariantSpec {
-    wit::VariantSpec {
-        name: spec.name.clone(),
-        width: spec.width,
-        height: spec.height,
-        fit: match spec.fit {
-            Fit::Contain => wit::Fit::Contain,
-            Fit::Cover => wit::Fit::Cover,
-            Fit::Stretch => wit::Fit::Stretch,
-        },
-        format: match spec.format {
-            Format::Webp => wit::ImageFormat::Webp,
-            Format::Avif => wit::ImageFormat::Avif,
-            Format::Jpeg => wit::ImageFormat::Jpeg,
-            Format::Png => wit::ImageFormat::Png,
-        },
-        quality: spec.quality,
-        params: spec.params.clone(),
-    }
-}
-
-fn from_wit_error(e: wit::RenderError) -> RenderError {
-    match e {
-        wit::RenderError::UnsupportedInput(m) => RenderError::UnsupportedInput(m),
-        wit::RenderError::TooLarge(m) => RenderError::TooLarge(m),
-        wit::RenderError::InvalidSpec(m) => RenderError::InvalidSpec(m),
-        wit::RenderError::Failed(m) => RenderError::Failed(m),
-    }
 }
 
 /// What a plugin may import: what a Rust std component for `wasm32-wasip2` asks for (streams,

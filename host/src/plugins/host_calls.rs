@@ -112,39 +112,10 @@ fn escaped(message: &str, max: usize) -> String {
     out
 }
 
-/// Host encodes running now, over every call of every engine of this process.
-static HOST_ENCODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Holds one of the host encoder's slots; gives it back when dropped.
-struct EncodeSlot;
-
-impl EncodeSlot {
-    fn take() -> Option<EncodeSlot> {
-        use std::sync::atomic::Ordering;
-        // Asked once: `available_parallelism` reads cgroup files, and busy callers poll here.
-        static MAX: std::sync::LazyLock<usize> =
-            std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(2, |n| n.get()) * 2);
-        let max = *MAX;
-        HOST_ENCODES
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| EncodeSlot)
-    }
-}
-
-impl Drop for EncodeSlot {
-    fn drop(&mut self) {
-        HOST_ENCODES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
 impl super::bindings::mbk::plugin::codecs::Host for HostState {
     /// Native encoding for the plugin (decoding untrusted bytes stays in the sandbox; these are
-    /// the plugin's own pixels). The call cannot be dropped while it is in here (a plain host
-    /// function), so the encode runs on a thread of its own and the call stops waiting when the
-    /// plugin's time is up (the deadline then drops the call at its next yield); at most twice
-    /// the core count of such encodes run at once, so a plugin cannot pile up work past its
-    /// deadline.
+    /// the plugin's own pixels), on the host's bounded encoders, within the plugin's deadline
+    /// (see [`super::encoders`]).
     fn encode(
         &mut self,
         pixels: Vec<u8>,
@@ -169,33 +140,14 @@ impl super::bindings::mbk::plugin::codecs::Host for HostState {
         if !(1..=100).contains(&quality) {
             return Err(format!("quality {quality} is outside 1..=100"));
         }
-        let format = match format {
-            ImageFormat::Webp => mbk_standard::Format::Webp,
-            ImageFormat::Avif => mbk_standard::Format::Avif,
-            ImageFormat::Jpeg => mbk_standard::Format::Jpeg,
-            ImageFormat::Png => mbk_standard::Format::Png,
-        };
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        let format = super::Format::from(format);
+        if Instant::now() >= self.deadline {
             return Err("the plugin's time is up".into());
         }
-        // Busy encoders are waited for, within the plugin's time.
-        let slot = loop {
-            if let Some(slot) = EncodeSlot::take() {
-                break slot;
-            }
-            if Instant::now() >= self.deadline {
-                return Err("the host's encoders stayed busy until the plugin's deadline".into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::spawn(move || {
-            let _slot = slot;
-            let encoded = mbk_standard::encode::encode_builtin(&pixels, width, height, has_alpha, format, quality);
-            let _ = tx.send(encoded.map_err(|e| e.to_string()));
-        });
-        rx.recv_timeout(remaining).unwrap_or_else(|_| Err("ran past the plugin's deadline".into()))
+        super::encoders::run_until(self.deadline, move || {
+            mbk_standard::encode::encode_builtin(&pixels, width, height, has_alpha, format, quality)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

@@ -2,14 +2,18 @@
 //! disk by SHA-256 and engine version) and runs each call in a fresh, bounded store. The
 //! standard plugin is also linked natively ([`mbk_standard`]) as the fallback engine.
 //!
-//! Rendering types are the standard plugin's own plain types, shared by both engines.
+//! Rendering types are the standard plugin's own plain types, shared by both engines and by
+//! the host at large (project settings hold this `Fit` and `Format`); the WIT ones convert at the
+//! bindings ([`bindings`]).
 
 pub mod bindings;
+mod encoders;
 pub mod engine;
 mod host_calls;
 pub mod registry;
+pub mod validate;
 
-pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings};
+pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderResults};
 pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
 
 /// The world every plugin must export.

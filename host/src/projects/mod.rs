@@ -3,4 +3,4 @@
 pub mod service;
 pub mod settings;
 
-pub use settings::{Fit, ImageFormat, ProjectSettings, Quotas, VariantName, VariantSpec};
+pub use settings::{Fit, Format, ProjectSettings, Quotas, VariantName, VariantSpec};

@@ -19,47 +19,50 @@ pub const MAX_VARIANTS: usize = 32;
 pub const MAX_VARIANT_PIXELS: u64 = 50_000_000;
 pub const DEFAULT_MAX_FILE_BYTES: i64 = 25 * 1024 * 1024;
 
-/// How a variant fits its box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Fit {
-    /// Fit inside width x height, ratio kept, never upscaled.
-    Contain,
-    /// Fill width x height, then centre-crop to exactly that size.
-    Cover,
-    /// Exactly width x height, ratio ignored.
-    Stretch,
+pub use crate::plugins::{Fit, Format};
+
+/// The OpenAPI face of [`Fit`], the host's one `Fit` (serde names it in settings; a schema of its
+/// own because the enum lives with the renderers, which know nothing of the API).
+pub struct FitSchema;
+
+impl utoipa::PartialSchema for FitSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum("How a variant fits its box.", Fit::ALL.map(Fit::as_str))
+    }
 }
 
-/// The encoding of a variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    Webp,
-    Avif,
-    Jpeg,
-    Png,
+impl ToSchema for FitSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Fit".into()
+    }
 }
 
-impl ImageFormat {
-    /// The name used in settings and in the API (`webp`, `avif`, `jpeg`, `png`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageFormat::Webp => "webp",
-            ImageFormat::Avif => "avif",
-            ImageFormat::Jpeg => "jpeg",
-            ImageFormat::Png => "png",
-        }
-    }
+/// The OpenAPI face of [`Format`] (named `ImageFormat` in the API, as it always was).
+pub struct ImageFormatSchema;
 
-    pub fn extension(self) -> &'static str {
-        match self {
-            ImageFormat::Webp => "webp",
-            ImageFormat::Avif => "avif",
-            ImageFormat::Jpeg => "jpg",
-            ImageFormat::Png => "png",
-        }
+impl utoipa::PartialSchema for ImageFormatSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        string_enum("The encoding of a variant.", Format::ALL.map(Format::as_str))
     }
+}
+
+impl ToSchema for ImageFormatSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ImageFormat".into()
+    }
+}
+
+/// A string schema with these values, as utoipa derives one for a plain enum.
+fn string_enum<const N: usize>(
+    description: &str,
+    values: [&'static str; N],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
 }
 
 /// A variant name: `[a-z0-9_-]{1,32}`. Safe as a storage key segment.
@@ -105,8 +108,10 @@ pub struct VariantSpec {
     /// 1..=8192, or null (then `width` bounds the size).
     #[schema(minimum = 1, maximum = 8192, example = 150)]
     pub height: Option<u32>,
+    #[schema(value_type = FitSchema)]
     pub fit: Fit,
-    pub format: ImageFormat,
+    #[schema(value_type = ImageFormatSchema)]
+    pub format: Format,
     #[schema(minimum = 1, maximum = 100, example = 80)]
     pub quality: u8,
     /// A registered plugin's name.
@@ -171,7 +176,7 @@ fn default_variants() -> Vec<VariantSpec> {
         width,
         height,
         fit,
-        format: ImageFormat::Webp,
+        format: Format::Webp,
         quality: 80,
         plugin: standard_plugin(),
         params: BTreeMap::new(),
@@ -287,6 +292,19 @@ mod tests {
         ProjectSettings::from_json(value, "settings").map_err(|e| e.to_string())
     }
 
+    /// The schema lists `as_str` names; settings are read and written by serde: one set.
+    #[test]
+    fn the_schemas_name_what_serde_reads_and_writes() {
+        for fit in Fit::ALL {
+            assert_eq!(serde_json::to_value(fit).ok(), Some(json!(fit.as_str())));
+            assert_eq!(serde_json::from_value::<Fit>(json!(fit.as_str())).ok(), Some(fit));
+        }
+        for format in Format::ALL {
+            assert_eq!(serde_json::to_value(format).ok(), Some(json!(format.as_str())));
+            assert_eq!(serde_json::from_value::<Format>(json!(format.as_str())).ok(), Some(format));
+        }
+    }
+
     #[test]
     fn defaults_are_thumbnail_and_medium() {
         let s = ProjectSettings::default();
@@ -307,7 +325,7 @@ mod tests {
             {"name": "large", "width": 1600, "height": null, "fit": "contain", "format": "avif", "quality": 60, "plugin": "mbk-standard", "params": {}}],
             "quotas": {"max_file_bytes": 26214400, "max_total_bytes": null, "max_files": null}}))
         .expect("valid");
-        assert_eq!(s.variants[1].format, ImageFormat::Avif);
+        assert_eq!(s.variants[1].format, Format::Avif);
         assert_eq!(s.variants[0].plugin, STANDARD_PLUGIN);
         assert_eq!(parse(json!({"variants": []})).expect("valid").variants.len(), 0);
         // The caps themselves are allowed: 32 variants, 50 MP (8192 x 6103).

@@ -25,14 +25,41 @@ pub const NAME: &str = "mbk-standard";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const DESCRIPTION: &str = "Decode, orient, resize (contain/cover/stretch) and encode WebP/AVIF/JPEG/PNG";
 
+/// How a variant fits its box. The host's one `Fit`: project settings name it (with the `serde`
+/// feature, as `contain`, `cover`, `stretch`), the plugin world carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
 pub enum Fit {
+    /// Inside width x height, ratio kept, never upscaled.
     Contain,
+    /// Fill width x height, then centre-crop to exactly that size.
     Cover,
+    /// Exactly width x height, ratio ignored.
     Stretch,
 }
 
+impl Fit {
+    pub const ALL: [Fit; 3] = [Fit::Contain, Fit::Cover, Fit::Stretch];
+
+    /// The name settings use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fit::Contain => "contain",
+            Fit::Cover => "cover",
+            Fit::Stretch => "stretch",
+        }
+    }
+}
+
+/// The encoding of a variant. The host's one image format: project settings name it (with the
+/// `serde` feature, as `webp`, `avif`, `jpeg`, `png`; an `ImageFormat` to serde, as the settings
+/// have always called it), the plugin world carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename = "ImageFormat", rename_all = "lowercase")
+)]
 pub enum Format {
     Webp,
     Avif,
@@ -41,12 +68,34 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 4] = [Format::Webp, Format::Avif, Format::Jpeg, Format::Png];
+
     pub fn mime(self) -> &'static str {
         match self {
             Format::Webp => "image/webp",
             Format::Avif => "image/avif",
             Format::Jpeg => "image/jpeg",
             Format::Png => "image/png",
+        }
+    }
+
+    /// The name used in settings and in the API (`webp`, `avif`, `jpeg`, `png`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+        }
+    }
+
+    /// The file extension of a variant in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Webp => "webp",
+            Format::Avif => "avif",
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
         }
     }
 }
