@@ -25,4 +25,7 @@ pub mod state;
 pub mod storage;
 pub mod telemetry;
 
+#[cfg(test)]
+mod layering;
+
 pub use state::{App, AppState};
