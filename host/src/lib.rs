@@ -4,9 +4,10 @@
 //! binary and the integration tests share.
 //!
 //! Arrows point one way: [`http`] uses [`auth`], [`db`], [`storage`], [`jobs`] and [`pipeline`];
-//! [`jobs`] use [`pipeline`], which uses [`plugins`]; nothing below [`http`] knows axum. [`app`]
-//! wires a validated [`config::Config`] into an [`app::AppState`] and the router; `main.rs` only
-//! parses the command line.
+//! [`jobs`] use [`pipeline`], which uses [`plugins`]; nothing below [`http`] knows axum or its
+//! error type: domain modules return [`error::Error`], which `http/error.rs` maps to the
+//! contract's answers. [`state`] wires a validated [`config::Config`] into an [`AppState`];
+//! [`app`] serves it; `main.rs` only parses the command line.
 
 pub mod app;
 pub mod auth;
@@ -21,9 +22,12 @@ pub mod net;
 pub mod pipeline;
 pub mod plugins;
 pub mod projects;
+pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod telemetry;
 
-pub use app::{App, AppState};
-pub use error::{AppError, AppResult};
+#[cfg(test)]
+mod layering;
+
+pub use state::{App, AppState};

@@ -213,7 +213,7 @@ async fn superuser(config: Config, username: &str, password_stdin: bool) -> anyh
             println!("created su user {} ({})", user.username, user.id);
             Ok(())
         }
-        Err(mbk_host::AppError::Conflict { .. }) => {
+        Err(mbk_host::error::Error::Conflict { .. }) => {
             anyhow::bail!("user {username:?} already exists; nothing was created")
         }
         Err(e) => Err(anyhow::anyhow!("{e}")),

@@ -1,12 +1,12 @@
 //! Identity: passwords (argon2id), access tokens (HS256 JWT), refresh-token families, login
-//! throttling, and the flows that combine them ([`service`]). Nothing here knows axum except
-//! [`extract`], which turns a bearer token into a [`extract::CurrentUser`].
+//! throttling, who calls ([`caller`]) and the flows that combine them ([`service`]). Nothing here
+//! knows axum: `http/extract.rs` reads the headers and calls [`caller`].
 
 pub mod api_keys;
-pub mod extract;
+pub mod caller;
 pub mod password;
 pub mod service;
 pub mod throttle;
 pub mod tokens;
 
-pub use extract::{Caller, CurrentUser, ProjectKey, RequireAdmin, RequireSu};
+pub use caller::{Caller, CurrentUser, ProjectKey};

@@ -14,19 +14,20 @@ use uuid::Uuid;
 
 use super::probe::{self, Probe};
 use super::sniff::{self, SNIFF_LEN, Sniffed};
+use crate::AppState;
 use crate::auth::Caller;
 use crate::db::files::{self, FileRow, Inserted, Limits, NewFile, NewVariant, VariantRow};
 use crate::db::projects;
+use crate::error::{Error, Result};
 use crate::projects::service::Project;
 use crate::storage::keys::{file_key, original_key, variant_key};
 use crate::storage::{BlobKey, ByteStream};
-use crate::{AppError, AppResult, AppState};
 
 /// Where an upload's bytes come from (the HTTP layer adapts a multipart field).
 #[async_trait::async_trait]
 pub trait ChunkSource: Send {
     /// The next chunk; `None` at the end. Errors are the client's (cut off, too slow).
-    async fn next_chunk(&mut self) -> AppResult<Option<Bytes>>;
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +62,17 @@ struct Meter {
 }
 
 impl Meter {
-    fn take(&mut self, chunk: &[u8]) -> AppResult<()> {
+    fn take(&mut self, chunk: &[u8]) -> Result<()> {
         self.size += chunk.len() as u64;
         if let Some(max) = self.max_file_bytes
             && self.size > max
         {
-            return Err(AppError::PayloadTooLarge(format!(
-                "the file is larger than the project's limit of {max} bytes"
-            )));
+            return Err(Error::PayloadTooLarge(format!("the file is larger than the project's limit of {max} bytes")));
         }
         if let Some(left) = self.total_left
             && self.size > left
         {
-            return Err(AppError::Conflict {
+            return Err(Error::Conflict {
                 code: "quota_exceeded",
                 message: format!("the file would pass the project's storage quota ({left} bytes left)"),
             });
@@ -91,8 +90,8 @@ pub fn sanitize_filename(raw: Option<&str>, fallback_ext: &str) -> String {
     if cleaned.is_empty() { format!("upload.{fallback_ext}") } else { cleaned }
 }
 
-fn quota_exceeded(message: String) -> AppError {
-    AppError::Conflict { code: "quota_exceeded", message }
+fn quota_exceeded(message: String) -> Error {
+    Error::Conflict { code: "quota_exceeded", message }
 }
 
 /// Stores an upload of `kind` for the project.
@@ -102,9 +101,9 @@ pub async fn upload(
     kind: Kind,
     filename: Option<&str>,
     body: &mut dyn ChunkSource,
-) -> AppResult<StoredFile> {
+) -> Result<StoredFile> {
     let row =
-        projects::find(&state.db, project_id).await?.ok_or_else(|| AppError::Unauthorized("invalid API key".into()))?;
+        projects::find(&state.db, project_id).await?.ok_or_else(|| Error::Unauthorized("invalid API key".into()))?;
     let project = Project::from_row(row)?;
     let quotas = project.settings.quotas.clone();
     let (used_bytes, used_files) = files::usage(&state.db, project_id).await?;
@@ -131,7 +130,7 @@ pub async fn upload(
         Kind::File => None,
         Kind::Image => {
             if !sniffed.is_image {
-                return Err(AppError::UnsupportedMediaType(format!(
+                return Err(Error::UnsupportedMediaType(format!(
                     "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF)",
                     sniffed.mime
                 )));
@@ -139,13 +138,13 @@ pub async fn upload(
             let info = loop {
                 match probe::probe(sniffed, &head, ended) {
                     Probe::Done(info) => break info,
-                    Probe::Invalid(why) => return Err(AppError::UnsupportedMediaType(why)),
+                    Probe::Invalid(why) => return Err(Error::UnsupportedMediaType(why)),
                     Probe::NeedMore => read_more(body, &mut head, &mut meter, &mut ended).await?,
                 }
             };
             let pixels = u64::from(info.width) * u64::from(info.height);
             if pixels > state.config.max_image_pixels {
-                return Err(AppError::UnsupportedMediaType(format!(
+                return Err(Error::UnsupportedMediaType(format!(
                     "the image is {}x{} ({pixels} pixels), over the limit of {} pixels",
                     info.width, info.height, state.config.max_image_pixels
                 )));
@@ -202,7 +201,7 @@ pub async fn upload(
             }
             return Err(match other {
                 Ok(Inserted::QuotaExceeded(message)) => quota_exceeded(message),
-                Ok(_) => AppError::Unauthorized("the project was deleted during the upload".into()),
+                Ok(_) => Error::Unauthorized("the project was deleted during the upload".into()),
                 Err(e) => e.into(),
             });
         }
@@ -210,18 +209,13 @@ pub async fn upload(
     if job_id.is_some() {
         state.wake.notify_waiters();
     }
-    let file = files::find(&state.db, file_id).await?.ok_or_else(|| AppError::not_found("file", file_id))?;
+    let file = files::find(&state.db, file_id).await?.ok_or_else(|| Error::not_found("file", file_id))?;
     let variants = files::variants_of(&state.db, file_id).await?;
     Ok(StoredFile { file, variants, job_id })
 }
 
 /// Appends the next chunk of `body` to `head` (or notes the end).
-async fn read_more(
-    body: &mut dyn ChunkSource,
-    head: &mut BytesMut,
-    meter: &mut Meter,
-    ended: &mut bool,
-) -> AppResult<()> {
+async fn read_more(body: &mut dyn ChunkSource, head: &mut BytesMut, meter: &mut Meter, ended: &mut bool) -> Result<()> {
     match body.next_chunk().await? {
         Some(chunk) => {
             meter.take(&chunk)?;
@@ -241,7 +235,7 @@ async fn stream_to_store(
     ended: bool,
     body: &mut dyn ChunkSource,
     meter: &mut Meter,
-) -> AppResult<u64> {
+) -> Result<u64> {
     // A small channel between the request and the store: memory stays at a few chunks.
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -281,21 +275,21 @@ async fn stream_to_store(
             Err(client_error)
         }
         (Err(storage_error), _) => Err(storage_error.into()),
-        (Ok(_), Ok(false)) => Err(AppError::Internal(anyhow::anyhow!("the store finished before the body"))),
+        (Ok(_), Ok(false)) => Err(Error::Internal(anyhow::anyhow!("the store finished before the body"))),
     }
 }
 
 /// The file, if `caller` may see it: the project's key, its owner, or su. Otherwise 404.
-pub async fn visible(state: &AppState, caller: Caller, id: Uuid) -> AppResult<FileRow> {
-    let not_found = || AppError::not_found("file", id);
+pub async fn visible(state: &AppState, caller: Caller, id: Uuid) -> Result<FileRow> {
+    let not_found = || Error::not_found("file", id);
     let file = files::find(&state.db, id).await?.ok_or_else(not_found)?;
     check_project_access(state, caller, file.project_id).await.map_err(|_| not_found())?;
     Ok(file)
 }
 
 /// 404 unless `caller` may see the project (which must be live).
-pub async fn check_project_access(state: &AppState, caller: Caller, project_id: Uuid) -> AppResult<()> {
-    let not_found = || AppError::not_found("project", project_id);
+pub async fn check_project_access(state: &AppState, caller: Caller, project_id: Uuid) -> Result<()> {
+    let not_found = || Error::not_found("project", project_id);
     match caller {
         Caller::Key(key) if key.project_id == project_id => Ok(()),
         Caller::Key(_) => Err(not_found()),
@@ -306,7 +300,7 @@ pub async fn check_project_access(state: &AppState, caller: Caller, project_id: 
     }
 }
 
-pub async fn get(state: &AppState, caller: Caller, id: Uuid) -> AppResult<StoredFile> {
+pub async fn get(state: &AppState, caller: Caller, id: Uuid) -> Result<StoredFile> {
     let file = visible(state, caller, id).await?;
     let variants = files::variants_of(&state.db, id).await?;
     Ok(StoredFile { file, variants, job_id: None })
@@ -319,7 +313,7 @@ pub async fn list(
     kind: Option<&str>,
     limit: i64,
     offset: i64,
-) -> AppResult<(Vec<StoredFile>, i64)> {
+) -> Result<(Vec<StoredFile>, i64)> {
     let total = files::count(&state.db, project_id, kind).await?;
     let rows = files::list(&state.db, project_id, kind, limit, offset).await?;
     let mut variants = files::variants_of_page(&state.db, project_id, kind, limit, offset).await?;
@@ -335,7 +329,7 @@ pub async fn list(
 }
 
 /// The key of the original, or of a ready variant.
-pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Option<&str>) -> AppResult<BlobKey> {
+pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Option<&str>) -> Result<BlobKey> {
     let file = visible(state, caller, id).await?;
     let key = match variant {
         None => file.storage_key,
@@ -344,9 +338,9 @@ pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Op
                 .await?
                 .into_iter()
                 .find(|v| v.name == name)
-                .ok_or_else(|| AppError::NotFound(format!("file {id} has no variant {name:?}")))?;
+                .ok_or_else(|| Error::NotFound(format!("file {id} has no variant {name:?}")))?;
             if v.status != "ready" {
-                return Err(AppError::Conflict {
+                return Err(Error::Conflict {
                     code: "variant_not_ready",
                     message: format!("variant {name:?} of file {id} is {}", v.status),
                 });
@@ -359,7 +353,7 @@ pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Op
 
 /// Removes the original and every variant from storage, then the rows. A storage failure
 /// leaves the rows (503), so nothing becomes an untracked orphan and the delete can be retried.
-pub async fn delete(state: &AppState, caller: Caller, id: Uuid) -> AppResult<()> {
+pub async fn delete(state: &AppState, caller: Caller, id: Uuid) -> Result<()> {
     let file = visible(state, caller, id).await?;
     for v in files::variants_of(&state.db, id).await? {
         state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;

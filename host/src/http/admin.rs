@@ -11,10 +11,11 @@ use super::Json;
 use super::extract::Query;
 use super::jobs::{JobView, parse_status};
 use super::pagination::{Paginated, Pagination};
-use crate::auth::RequireAdmin;
+use crate::AppState;
 use crate::db::{jobs, projects};
-use crate::error::ErrorBody;
-use crate::{AppResult, AppState};
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
+use crate::http::extract::RequireAdmin;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(admin_jobs))

@@ -11,10 +11,11 @@ use uuid::Uuid;
 
 use super::Json;
 use super::extract::ClientIp;
+use crate::AppState;
 use crate::auth::{CurrentUser, service};
 use crate::db::users::{Role, UserRow};
-use crate::error::ErrorBody;
-use crate::{AppResult, AppState};
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).routes(routes!(refresh)).routes(routes!(logout)).routes(routes!(me))

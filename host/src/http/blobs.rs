@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::Path;
-use crate::error::ErrorBody;
+use crate::AppState;
+use crate::error::Error;
 use crate::files::sniff::mime_for_key;
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::storage::{BlobKey, BlobStore, ByteRange, StorageError};
-use crate::{AppError, AppResult, AppState};
 
 /// Keys never change content: a public blob may be cached forever.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -42,14 +44,14 @@ pub async fn get_blob(
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let not_found = || AppError::NotFound(format!("no blob at {}", super::log::loggable_path(&key)));
+    let not_found = || Error::NotFound(format!("no blob at {}", super::log::loggable_path(&key)));
     if state.store.backend() != "filesystem" {
-        return Err(not_found());
+        return Err(not_found().into());
     }
     let key = BlobKey::parse(&key).map_err(|_| not_found())?;
     // Registered plugins' components are not public (an admin's plugin may be proprietary).
     if key.as_str().starts_with(crate::plugins::registry::PLUGIN_PREFIX) {
-        return Err(not_found());
+        return Err(not_found().into());
     }
     serve(state.store.as_ref(), &key, &headers, IMMUTABLE).await
 }
@@ -71,7 +73,7 @@ pub async fn serve(
     cache_control: &'static str,
 ) -> AppResult<Response> {
     let not_found = |e: StorageError| match e {
-        StorageError::NotFound(_) => AppError::NotFound(format!("no blob at {key}")),
+        StorageError::NotFound(_) => Error::NotFound(format!("no blob at {key}")),
         other => other.into(),
     };
     let if_none_match = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());

@@ -16,11 +16,13 @@ use uuid::Uuid;
 use super::Json;
 use super::extract::{Path, Query};
 use super::pagination::{Paginated, Pagination};
+use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ErrorBody;
+use crate::error::Error;
 use crate::files::service::{self, StoredFile};
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::storage::{BlobKey, BlobStore};
-use crate::{AppError, AppResult, AppState};
 
 /// How long a presigned download URL works.
 pub const PRESIGN_TTL: Duration = Duration::from_secs(300);
@@ -158,15 +160,15 @@ async fn list_files(
     let kind = match q.kind.as_deref() {
         None => None,
         Some(k @ ("file" | "image")) => Some(k),
-        Some(other) => return Err(AppError::validation("kind", format!("must be file or image, got {other:?}"))),
+        Some(other) => return Err(Error::validation("kind", format!("must be file or image, got {other:?}")).into()),
     };
     let project_id = match (q.project_id.as_deref(), caller) {
         (Some(raw), _) => {
-            Uuid::parse_str(raw).map_err(|_| AppError::validation("project_id", format!("not a UUID: {raw:?}")))?
+            Uuid::parse_str(raw).map_err(|_| Error::validation("project_id", format!("not a UUID: {raw:?}")))?
         }
         (None, Caller::Key(key)) => key.project_id,
         (None, Caller::User(_)) => {
-            return Err(AppError::validation("project_id", "required when authenticating with a user token"));
+            return Err(Error::validation("project_id", "required when authenticating with a user token").into());
         }
     };
     service::check_project_access(&state, caller, project_id).await?;
@@ -216,7 +218,7 @@ async fn get_content(
     let key = service::content_key(&state, caller, id, q.variant.as_deref()).await?;
     if let Some(url) = state.store.presigned_get(&key, PRESIGN_TTL).await? {
         let mut response = StatusCode::FOUND.into_response();
-        let location = HeaderValue::from_str(&url).map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+        let location = HeaderValue::from_str(&url).map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
         response.headers_mut().insert(header::LOCATION, location);
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(response);

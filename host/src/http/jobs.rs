@@ -11,10 +11,12 @@ use uuid::Uuid;
 use super::Json;
 use super::extract::Query;
 use super::pagination::{Paginated, Pagination};
+use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::db::jobs::{self, JobRow};
-use crate::error::ErrorBody;
-use crate::{AppError, AppResult, AppState};
+use crate::error::Error;
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_jobs))
@@ -72,7 +74,7 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<&'static str>> {
     match raw {
         None => Ok(None),
         Some(s) => jobs::STATUSES.iter().find(|known| **known == s).map(|known| Some(*known)).ok_or_else(|| {
-            AppError::validation("status", format!("must be one of {}, got {s:?}", jobs::STATUSES.join(", ")))
+            Error::validation("status", format!("must be one of {}, got {s:?}", jobs::STATUSES.join(", "))).into()
         }),
     }
 }

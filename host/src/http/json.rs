@@ -10,7 +10,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::AppError;
+use crate::error::Error;
+use crate::http::error::AppError;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -37,18 +38,18 @@ where
             })
             .unwrap_or(false);
         if !is_json {
-            return Err(AppError::UnsupportedMediaType("expected Content-Type: application/json".into()));
+            return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()).into());
         }
         // A client trickling its body must not hold the request (and its connection) forever.
         let deadline = req.extensions().get::<super::body_guard::BodyDeadline>().map_or(DEFAULT_DEADLINE, |d| d.0);
-        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state)).await.map_err(|_| {
-            AppError::RequestTimeout(format!("the request body did not arrive within {} s", deadline.as_secs()))
-        })?;
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| Error::Stalled(format!("the request body did not arrive within {} s", deadline.as_secs())))?;
         let bytes = read.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge("request body too large".into())
+                Error::PayloadTooLarge("request body too large".into())
             } else {
-                AppError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+                Error::Malformed(format!("cannot read the request body: {}", rejection.body_text()))
             }
         })?;
         parse(&bytes).map(Json)
@@ -62,7 +63,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         use serde_json::error::Category;
         let inner = e.inner();
         match inner.classify() {
-            Category::Syntax | Category::Eof | Category::Io => AppError::BadRequest(format!("malformed JSON: {inner}")),
+            Category::Syntax | Category::Eof | Category::Io => Error::Malformed(format!("malformed JSON: {inner}")),
             Category::Data => {
                 let message = strip_position(&inner.to_string());
                 // serde reports a missing field at its parent's path; name the field itself.
@@ -73,11 +74,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                     (path, Some(name)) => format!("{path}.{name}"),
                     (path, None) => path.to_owned(),
                 };
-                AppError::validation(field, message)
+                Error::validation(field, message)
             }
         }
     })?;
-    de.end().map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    de.end().map_err(|e| Error::Malformed(format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 

@@ -12,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::ErrorCause;
+use crate::http::error::ErrorCause;
 
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

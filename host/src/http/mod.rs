@@ -1,14 +1,15 @@
 //! The HTTP layer: one module per resource, each exposing `router()`, merged here through
 //! utoipa-axum so that the OpenAPI spec is generated from the handlers and cannot drift.
 //!
-//! Every error leaves as the contract's body: handlers return [`crate::AppError`], and
-//! [`normalize_errors`] rewrites whatever else produces a 4xx/5xx (unknown routes, wrong methods,
+//! Every error leaves as the contract's body: handlers return [`error::AppError`] (a domain error on its way
+//! out), and [`normalize_errors`] rewrites whatever else produces a 4xx/5xx (unknown routes, wrong methods,
 //! body limits, panics) into the same shape.
 
 pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod body_guard;
+pub mod error;
 pub mod extract;
 pub mod files;
 pub mod jobs;
@@ -34,7 +35,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
-use crate::error::{AppError, ErrorBody, ErrorCause, ErrorDetail, code_for_status, error_response};
+use crate::error::Error;
+use crate::http::error::{AppError, ErrorBody, ErrorCause, ErrorDetail, code_for_status, error_response};
 
 pub use json::Json;
 
@@ -110,7 +112,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> AppError {
-    AppError::NotFound(format!("no route for {method} {}", log::loggable_path(uri.path())))
+    AppError(Error::NotFound(format!("no route for {method} {}", log::loggable_path(uri.path()))))
 }
 
 /// Gives every 4xx/5xx that is not already JSON the contract's error body.
@@ -153,7 +155,7 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response<
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "unknown panic".to_owned());
-    let mut response = AppError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response();
+    let mut response = AppError(Error::Internal(anyhow::anyhow!("handler panicked: {detail}"))).into_response();
     response.extensions_mut().insert(ErrorCause(format!("handler panicked: {detail}")));
     response
 }

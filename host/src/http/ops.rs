@@ -11,8 +11,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::Json;
-use crate::error::ErrorBody;
-use crate::{AppError, AppResult, AppState};
+use crate::AppState;
+use crate::error::Error;
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -61,13 +63,13 @@ async fn readyz(State(state): State<AppState>) -> AppResult<Json<Readiness>> {
     );
     match db {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(AppError::unavailable("the database does not answer", e)),
-        Err(_) => return Err(AppError::unavailable("the database does not answer", "timed out")),
+        Ok(Err(e)) => return Err(Error::unavailable("the database does not answer", e).into()),
+        Err(_) => return Err(Error::unavailable("the database does not answer", "timed out").into()),
     }
     match store {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(AppError::unavailable("the blob store does not answer", e)),
-        Err(_) => return Err(AppError::unavailable("the blob store does not answer", "timed out")),
+        Ok(Err(e)) => return Err(Error::unavailable("the blob store does not answer", e).into()),
+        Err(_) => return Err(Error::unavailable("the blob store does not answer", "timed out").into()),
     }
     Ok(Json(Readiness { status: "ok", database: state.db.backend(), storage: state.store.backend() }))
 }
@@ -96,7 +98,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
             .unwrap_or_default();
         use subtle::ConstantTimeEq;
         if !bool::from(presented.ct_eq(expected.as_bytes())) {
-            return Err(AppError::Unauthorized("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>".into()));
+            return Err(Error::Unauthorized("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>".into()).into());
         }
     }
     let read = async {
@@ -108,8 +110,8 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     };
     let shared = match tokio::time::timeout(CHECK_TIMEOUT, read).await {
         Ok(Ok(shared)) => shared,
-        Ok(Err(e)) => return Err(AppError::unavailable("the database does not answer", e)),
-        Err(_) => return Err(AppError::unavailable("the database does not answer", "timed out")),
+        Ok(Err(e)) => return Err(Error::unavailable("the database does not answer", e).into()),
+        Err(_) => return Err(Error::unavailable("the database does not answer", "timed out").into()),
     };
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], crate::metrics::render(&shared)))
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Query;
-use crate::AppError;
+use crate::error::Error;
+use crate::http::error::AppError;
 
 pub const DEFAULT_PER_PAGE: i64 = 20;
 pub const MAX_PER_PAGE: i64 = 100;
@@ -37,7 +38,7 @@ impl Pagination {
             None => Ok(default),
             Some(raw) => match raw.trim().parse::<i64>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(AppError::validation(field, format!("must be a whole number from 1 to {max}, got {raw:?}"))),
+                _ => Err(Error::validation(field, format!("must be a whole number from 1 to {max}, got {raw:?}"))),
             },
         };
         Ok(Pagination {

@@ -15,11 +15,14 @@ use uuid::Uuid;
 use super::Json;
 use super::extract::Path;
 use super::upload::{self, answer_or_refuse, next_part};
-use crate::auth::{CurrentUser, RequireAdmin};
+use crate::AppState;
+use crate::auth::CurrentUser;
 use crate::db::plugins::{self, PluginRow};
-use crate::error::ErrorBody;
+use crate::error::Error;
+use crate::http::error::ErrorBody;
+use crate::http::error::{AppError, AppResult};
+use crate::http::extract::RequireAdmin;
 use crate::plugins::registry::{self, MAX_PLUGIN_BYTES};
-use crate::{AppError, AppResult, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -128,18 +131,17 @@ async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<Plugi
         while let Some(chunk) = next_part(field.chunk()).await? {
             if buf.len() + chunk.len() > limit {
                 return Err(match field_name.as_str() {
-                    "file" => {
-                        AppError::PayloadTooLarge(format!("a plugin may be at most {} MiB", MAX_PLUGIN_BYTES >> 20))
-                    }
-                    other => AppError::validation(other, "too long"),
-                });
+                    "file" => Error::PayloadTooLarge(format!("a plugin may be at most {} MiB", MAX_PLUGIN_BYTES >> 20)),
+                    other => Error::validation(other, "too long"),
+                }
+                .into());
             }
             buf.extend_from_slice(&chunk);
         }
         let text = |b: BytesMut| {
             String::from_utf8(b.to_vec())
                 .map(|s| s.trim().to_owned())
-                .map_err(|_| AppError::validation(&field_name, "must be UTF-8 text"))
+                .map_err(|_| Error::validation(&field_name, "must be UTF-8 text"))
         };
         match field_name.as_str() {
             "file" => file = Some(buf.freeze()),
@@ -150,11 +152,10 @@ async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<Plugi
     }
     let file = file
         .filter(|f| !f.is_empty())
-        .ok_or_else(|| AppError::validation("file", "the multipart field `file` (the component) is required"))?;
-    let name = name.ok_or_else(|| AppError::validation("name", "the multipart field `name` is required"))?;
-    let version =
-        version.ok_or_else(|| AppError::validation("version", "the multipart field `version` is required"))?;
-    registry::register(state, &name, &version, file).await
+        .ok_or_else(|| Error::validation("file", "the multipart field `file` (the component) is required"))?;
+    let name = name.ok_or_else(|| Error::validation("name", "the multipart field `name` is required"))?;
+    let version = version.ok_or_else(|| Error::validation("version", "the multipart field `version` is required"))?;
+    Ok(registry::register(state, &name, &version, file).await?)
 }
 
 /// Delete a plugin (and its stored component, unless another version shares the bytes).

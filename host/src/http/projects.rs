@@ -12,12 +12,14 @@ use uuid::Uuid;
 use super::Json;
 use super::extract::{Path, Query};
 use super::pagination::{PageQuery, Paginated, Pagination};
+use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::api_keys::ApiKeyRow;
-use crate::error::ErrorBody;
+use crate::error::Error;
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
 use crate::projects::ProjectSettings;
 use crate::projects::service::{self, Project};
-use crate::{AppError, AppResult, AppState};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -166,7 +168,9 @@ async fn delete_project(
     let permanent = match query.permanent.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(AppError::validation("permanent", format!("must be true or false, got {other:?}"))),
+        Some(other) => {
+            return Err(Error::validation("permanent", format!("must be true or false, got {other:?}")).into());
+        }
     };
     service::delete(&state, user, id, permanent).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -14,10 +14,12 @@ use utoipa_axum::routes;
 
 use super::Json;
 use super::files::FileView;
+use crate::AppState;
 use crate::auth::ProjectKey;
-use crate::error::ErrorBody;
+use crate::error::Error;
 use crate::files::service::{self, ChunkSource, Kind};
-use crate::{AppError, AppResult, AppState};
+use crate::http::error::ErrorBody;
+use crate::http::error::{AppError, AppResult};
 
 /// A client that sends nothing for this long is cut off (slow-body attacks hold a connection
 /// and a temp file open otherwise).
@@ -45,12 +47,10 @@ struct FieldSource<'a> {
 
 #[async_trait::async_trait]
 impl ChunkSource for FieldSource<'_> {
-    async fn next_chunk(&mut self) -> AppResult<Option<Bytes>> {
+    async fn next_chunk(&mut self) -> crate::error::Result<Option<Bytes>> {
         match tokio::time::timeout(IDLE_TIMEOUT, self.field.chunk()).await {
-            Err(_) => Err(AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs()))),
-            Ok(Err(e)) => {
-                Err(AppError::BadRequest(format!("the upload was cut short or malformed: {}", e.body_text())))
-            }
+            Err(_) => Err(Error::Stalled(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs()))),
+            Ok(Err(e)) => Err(Error::Malformed(format!("the upload was cut short or malformed: {}", e.body_text()))),
             Ok(Ok(chunk)) => Ok(chunk),
         }
     }
@@ -89,9 +89,11 @@ pub(crate) fn open(headers: &HeaderMap, multipart: Result<Multipart, MultipartRe
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_multipart {
-        return Err(AppError::UnsupportedMediaType("expected a multipart/form-data body with a `file` field".into()));
+        return Err(
+            Error::UnsupportedMediaType("expected a multipart/form-data body with a `file` field".into()).into()
+        );
     }
-    multipart.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
+    Ok(multipart.map_err(|e| Error::Malformed(format!("malformed multipart body: {}", e.body_text())))?)
 }
 
 /// The answer of a multipart handler; a refusal reads on a little first (see [`drain`]) and
@@ -134,7 +136,7 @@ async fn receive_inner(
 ) -> AppResult<(StatusCode, Json<FileView>)> {
     loop {
         let Some(field) = next_part(multipart.next_field()).await? else {
-            return Err(AppError::validation("file", "the multipart field `file` is required"));
+            return Err(Error::validation("file", "the multipart field `file` is required").into());
         };
         if field.name() != Some("file") {
             continue; // other fields are ignored (and skipped unread)
@@ -151,10 +153,10 @@ async fn receive_inner(
 pub(crate) async fn next_part<T>(
     read: impl Future<Output = Result<Option<T>, axum::extract::multipart::MultipartError>>,
 ) -> AppResult<Option<T>> {
-    tokio::time::timeout(IDLE_TIMEOUT, read)
+    let read = tokio::time::timeout(IDLE_TIMEOUT, read)
         .await
-        .map_err(|_| AppError::RequestTimeout(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?
-        .map_err(|e| AppError::BadRequest(format!("malformed multipart body: {}", e.body_text())))
+        .map_err(|_| Error::Stalled(format!("the upload stalled for {} s", IDLE_TIMEOUT.as_secs())))?;
+    Ok(read.map_err(|e| Error::Malformed(format!("malformed multipart body: {}", e.body_text())))?)
 }
 
 /// Upload any file.

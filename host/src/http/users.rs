@@ -12,10 +12,12 @@ use super::Json;
 use super::auth::UserView;
 use super::extract::Path;
 use super::pagination::{PageQuery, Paginated, Pagination};
-use crate::auth::{RequireSu, service};
+use crate::AppState;
+use crate::auth::service;
 use crate::db::users;
-use crate::error::ErrorBody;
-use crate::{AppResult, AppState};
+use crate::http::error::AppResult;
+use crate::http::error::ErrorBody;
+use crate::http::extract::RequireSu;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_user, list_users)).routes(routes!(delete_user))

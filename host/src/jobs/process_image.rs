@@ -21,6 +21,9 @@ use crate::projects::settings::STANDARD_PLUGIN;
 use crate::storage::BlobKey;
 use crate::{AppState, storage};
 
+/// Why every variant of a file fails when its project's stored settings cannot be read.
+pub const CORRUPT_SETTINGS: &str = "the project's stored settings are corrupt";
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -73,9 +76,20 @@ fn to_spec(v: &crate::projects::VariantSpec) -> Spec {
 pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> Result<Outcome, Transient> {
     let Some(file) = files::find(&state.db, file_id).await? else { return Ok(Outcome::Gone) };
     let Some(row) = projects::find(&state.db, file.project_id).await? else { return Ok(Outcome::Gone) };
-    let Ok(project) = Project::from_row(row) else { return Ok(Outcome::Gone) };
     let pending: Vec<VariantRow> =
         files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != "ready").collect();
+    let project = match Project::from_row(row) {
+        Ok(project) => project,
+        // Settings that no longer parse are a fault to see, not a project that went away: the
+        // pending variants fail (so the job fails) and the cause goes to the log.
+        Err(e) => {
+            tracing::error!(file = %file_id, error = %format_args!("{e:#}"), "{CORRUPT_SETTINGS}");
+            if !pending.is_empty() {
+                files::give_up(&state.db, file_id, CORRUPT_SETTINGS).await?;
+            }
+            return Ok(Outcome::Settled { rendered: 0, failed: pending.len(), reason: Some(CORRUPT_SETTINGS.into()) });
+        }
+    };
 
     let (mut rendered, mut failed) = (0, 0);
     let mut reason: Option<String> = None;

@@ -27,7 +27,14 @@ pub struct Synced {
 pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> Result<Option<Synced>, Transient> {
     let Some(file) = files::find(&state.db, file_id).await? else { return Ok(None) };
     let Some(row) = projects::find(&state.db, file.project_id).await? else { return Ok(None) };
-    let Ok(project) = Project::from_row(row) else { return Ok(None) };
+    let project = match Project::from_row(row) {
+        Ok(project) => project,
+        // Nothing to sync against: the render fails the pending variants with the reason.
+        Err(_) => {
+            let render = process_image::run(state, renderer, file_id).await?;
+            return Ok(Some(Synced { removed: 0, added: 0, render }));
+        }
+    };
     let wanted = &project.settings.variants;
 
     let mut removed = 0;

@@ -10,12 +10,13 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{CompiledPlugin, PluginEngine, PluginFailure, WORLD};
+use crate::AppState;
 use crate::db::plugins::{self, Deleted, NewPlugin, PluginRow};
 use crate::db::projects;
+use crate::error::{Error, Result};
 use crate::projects::service::Project;
 use crate::projects::settings::STANDARD_PLUGIN;
 use crate::storage::{BlobKey, StorageError};
-use crate::{AppError, AppResult, AppState};
 
 /// The largest component accepted.
 pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
@@ -33,7 +34,7 @@ pub fn plugin_key(sha256: &str) -> BlobKey {
 }
 
 /// Names as variants write them: 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit.
-pub fn check_name(name: &str) -> AppResult<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
@@ -41,27 +42,27 @@ pub fn check_name(name: &str) -> AppResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::validation("name", "must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or digit"))
+        Err(Error::validation("name", "must be 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or digit"))
     }
 }
 
-pub fn check_version(version: &str) -> AppResult<()> {
+pub fn check_version(version: &str) -> Result<()> {
     let ok = !version.is_empty()
         && version.len() <= 64
         && version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b'_'));
     if ok {
         Ok(())
     } else {
-        Err(AppError::validation("version", "must be 1 to 64 of letters, digits, '.', '-', '+' and '_'"))
+        Err(Error::validation("version", "must be 1 to 64 of letters, digits, '.', '-', '+' and '_'"))
     }
 }
 
 /// Checks, compiles and stores a component; its row.
-pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) -> AppResult<PluginRow> {
+pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) -> Result<PluginRow> {
     check_name(name)?;
     check_version(version)?;
     if name == STANDARD_PLUGIN {
-        return Err(AppError::conflict(format!("{STANDARD_PLUGIN:?} is the builtin plugin's name")));
+        return Err(Error::conflict(format!("{STANDARD_PLUGIN:?} is the builtin plugin's name")));
     }
     let engine = state.plugin_engine()?;
     let sha256 = hex::encode(Sha256::digest(&wasm));
@@ -71,18 +72,18 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
         let engine = Arc::clone(&engine);
         tokio::task::spawn_blocking(move || engine.load(&wasm))
             .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
+            .map_err(|e| Error::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
     };
     match checked {
         Ok(_) => {}
-        Err(PluginFailure::Invalid(why)) => return Err(AppError::InvalidPlugin(why)),
+        Err(PluginFailure::Invalid(why)) => return Err(Error::InvalidPlugin(why)),
         Err(busy @ PluginFailure::Busy(_)) => {
-            return Err(AppError::Unavailable {
+            return Err(Error::Unavailable {
                 message: "every plugin sandbox is busy; retry later".into(),
                 cause: Some(busy.to_string()),
             });
         }
-        Err(other) => return Err(AppError::InvalidPlugin(format!("calling info() failed: {other}"))),
+        Err(other) => return Err(Error::InvalidPlugin(format!("calling info() failed: {other}"))),
     }
     let key = plugin_key(&sha256);
     state.store.put_bytes(&key, "application/wasm", wasm.clone()).await?;
@@ -95,25 +96,25 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
             if plugins::count_with_key(&state.db, key.as_str()).await? == 0 {
                 let _ = state.store.delete(&key).await;
             }
-            Err(AppError::conflict(format!("plugin {name:?} version {version:?} is already registered")))
+            Err(Error::conflict(format!("plugin {name:?} version {version:?} is already registered")))
         }
     }
 }
 
 /// Deletes a plugin: the builtin never (403); the last version of a name that a project's
 /// settings still use neither (409).
-pub async fn delete(state: &AppState, id: Uuid) -> AppResult<()> {
-    let row = plugins::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("plugin", id))?;
+pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
+    let row = plugins::find(&state.db, id).await?.ok_or_else(|| Error::not_found("plugin", id))?;
     if row.builtin {
-        return Err(AppError::Forbidden("the builtin plugin cannot be deleted".into()));
+        return Err(Error::Forbidden("the builtin plugin cannot be deleted".into()));
     }
     // A name some project uses keeps its last version (the check and the delete are one step).
     let users = projects_naming(state, &row.name).await?;
     match plugins::delete(&state.db, id, &row.name, !users.is_empty()).await? {
         Deleted::Yes => {}
-        Deleted::NotFound => return Err(AppError::not_found("plugin", id)),
+        Deleted::NotFound => return Err(Error::not_found("plugin", id)),
         Deleted::LastOfName => {
-            return Err(AppError::conflict(format!(
+            return Err(Error::conflict(format!(
                 "plugin {:?} is named by the settings of {} project(s), e.g. {}, and this is its last version",
                 row.name,
                 users.len(),
@@ -132,7 +133,7 @@ pub async fn delete(state: &AppState, id: Uuid) -> AppResult<()> {
 }
 
 /// Ids of the live projects whose settings name `plugin`.
-async fn projects_naming(state: &AppState, plugin: &str) -> AppResult<Vec<Uuid>> {
+async fn projects_naming(state: &AppState, plugin: &str) -> Result<Vec<Uuid>> {
     let mut users = Vec::new();
     for row in projects::list_all(&state.db, None).await? {
         let project = Project::from_row(row)?;

@@ -5,13 +5,14 @@ use anyhow::Context;
 use uuid::Uuid;
 
 use super::settings::{ProjectSettings, STANDARD_PLUGIN};
+use crate::AppState;
 use crate::auth::{CurrentUser, api_keys as keygen};
 use crate::db::api_keys::{self, ApiKeyRow};
 use crate::db::projects::{self, NewProject, ProjectRow};
 use crate::db::{Db, is_unique_violation, plugins};
+use crate::error::{Error, Result};
 use crate::storage::keys::{project_prefix, slugify};
 use crate::storage::{BlobKey, BlobStore};
-use crate::{AppError, AppResult, AppState};
 
 /// A project with its settings parsed.
 #[derive(Debug, Clone)]
@@ -21,7 +22,7 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn from_row(row: ProjectRow) -> AppResult<Project> {
+    pub fn from_row(row: ProjectRow) -> Result<Project> {
         let settings = serde_json::from_str(&row.settings)
             .with_context(|| format!("settings of project {} are corrupt", row.id))?;
         Ok(Project { row, settings })
@@ -33,20 +34,20 @@ impl Project {
     }
 }
 
-pub fn check_name(field: &str, name: &str) -> AppResult<String> {
+pub fn check_name(field: &str, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(AppError::validation(field, "must be 1 to 100 characters, without control characters"));
+        return Err(Error::validation(field, "must be 1 to 100 characters, without control characters"));
     }
     Ok(name.to_owned())
 }
 
 /// Parses and validates settings, including that every plugin they name is registered.
-async fn parse_settings(db: &Db, raw: serde_json::Value) -> AppResult<ProjectSettings> {
+async fn parse_settings(db: &Db, raw: serde_json::Value) -> Result<ProjectSettings> {
     let settings = ProjectSettings::from_json(raw, "settings")?;
     for (i, plugin) in settings.plugins() {
         if plugin != STANDARD_PLUGIN && !plugins::name_exists(db, plugin).await? {
-            return Err(AppError::validation(
+            return Err(Error::validation(
                 format!("settings.variants[{i}].plugin"),
                 format!("no plugin named {plugin:?} is registered"),
             ));
@@ -60,7 +61,7 @@ pub async fn create(
     user: CurrentUser,
     name: &str,
     settings: Option<serde_json::Value>,
-) -> AppResult<Project> {
+) -> Result<Project> {
     let name = check_name("name", name)?;
     let settings = match settings {
         None | Some(serde_json::Value::Null) => ProjectSettings::default(),
@@ -76,24 +77,24 @@ pub async fn create(
 }
 
 /// The project, if the caller may see it (its owner, or su).
-pub async fn get(state: &AppState, user: CurrentUser, id: Uuid) -> AppResult<Project> {
+pub async fn get(state: &AppState, user: CurrentUser, id: Uuid) -> Result<Project> {
     match projects::find(&state.db, id).await? {
         Some(row) if user.is_su() || row.owner_id == user.id => Project::from_row(row),
-        _ => Err(AppError::not_found("project", id)),
+        _ => Err(Error::not_found("project", id)),
     }
 }
 
 /// A live project by id, whoever asks (for key-authenticated routes, where the key decided).
-pub async fn get_by_key(state: &AppState, id: Uuid) -> AppResult<Project> {
-    let row = projects::find(&state.db, id).await?.ok_or_else(|| AppError::not_found("project", id))?;
+pub async fn get_by_key(state: &AppState, id: Uuid) -> Result<Project> {
+    let row = projects::find(&state.db, id).await?.ok_or_else(|| Error::not_found("project", id))?;
     Project::from_row(row)
 }
 
-pub async fn list(state: &AppState, user: CurrentUser, limit: i64, offset: i64) -> AppResult<(Vec<Project>, i64)> {
+pub async fn list(state: &AppState, user: CurrentUser, limit: i64, offset: i64) -> Result<(Vec<Project>, i64)> {
     let owner = (!user.is_su()).then_some(user.id);
     let total = projects::count(&state.db, owner).await?;
     let rows = projects::list(&state.db, owner, limit, offset).await?;
-    Ok((rows.into_iter().map(Project::from_row).collect::<AppResult<_>>()?, total))
+    Ok((rows.into_iter().map(Project::from_row).collect::<Result<_>>()?, total))
 }
 
 pub async fn update(
@@ -102,7 +103,7 @@ pub async fn update(
     id: Uuid,
     name: Option<&str>,
     settings: Option<serde_json::Value>,
-) -> AppResult<Project> {
+) -> Result<Project> {
     get(state, user, id).await?;
     let name = name.map(|n| check_name("name", n)).transpose()?;
     let settings = match settings {
@@ -110,7 +111,7 @@ pub async fn update(
         Some(raw) => Some(serde_json::to_value(parse_settings(&state.db, raw).await?).context("serialise settings")?),
     };
     if !projects::update(&state.db, id, name.as_deref(), settings.as_ref()).await? {
-        return Err(AppError::not_found("project", id));
+        return Err(Error::not_found("project", id));
     }
     get(state, user, id).await
 }
@@ -118,7 +119,7 @@ pub async fn update(
 /// Soft delete (hidden, keys disabled; purged by the cleanup after 30 days), or permanent:
 /// every blob under the project's prefix first, then the rows. When storage fails the rows stay,
 /// so nothing becomes an untracked orphan; the caller may retry.
-pub async fn delete(state: &AppState, user: CurrentUser, id: Uuid, permanent: bool) -> AppResult<()> {
+pub async fn delete(state: &AppState, user: CurrentUser, id: Uuid, permanent: bool) -> Result<()> {
     let project = get(state, user, id).await?;
     if !permanent {
         projects::soft_delete(&state.db, id).await?;
@@ -132,7 +133,7 @@ pub async fn delete(state: &AppState, user: CurrentUser, id: Uuid, permanent: bo
 }
 
 /// Removes every object under `prefix`.
-pub async fn delete_prefix(store: &dyn BlobStore, prefix: &str) -> AppResult<usize> {
+pub async fn delete_prefix(store: &dyn BlobStore, prefix: &str) -> Result<usize> {
     let objects = store.list(prefix).await?;
     for object in &objects {
         store.delete(&BlobKey::parse(&object.key)?).await?;
@@ -146,7 +147,7 @@ pub async fn create_key(
     user: CurrentUser,
     project_id: Uuid,
     name: &str,
-) -> AppResult<(ApiKeyRow, String)> {
+) -> Result<(ApiKeyRow, String)> {
     get(state, user, project_id).await?;
     let name = check_name("name", name)?;
     // A prefix collision (2^-48 per pair) is retried rather than answered as an error.
@@ -158,7 +159,7 @@ pub async fn create_key(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AppError::Internal(anyhow::anyhow!("could not find a free key prefix")))
+    Err(Error::Internal(anyhow::anyhow!("could not find a free key prefix")))
 }
 
 pub async fn list_keys(
@@ -167,7 +168,7 @@ pub async fn list_keys(
     project_id: Uuid,
     limit: i64,
     offset: i64,
-) -> AppResult<(Vec<ApiKeyRow>, i64)> {
+) -> Result<(Vec<ApiKeyRow>, i64)> {
     get(state, user, project_id).await?;
     Ok((api_keys::list(&state.db, project_id, limit, offset).await?, api_keys::count(&state.db, project_id).await?))
 }
@@ -178,25 +179,25 @@ pub async fn set_key_enabled(
     project_id: Uuid,
     key_id: Uuid,
     enabled: bool,
-) -> AppResult<ApiKeyRow> {
+) -> Result<ApiKeyRow> {
     get(state, user, project_id).await?;
     if !api_keys::set_enabled(&state.db, project_id, key_id, enabled).await? {
-        return Err(AppError::not_found("key", key_id));
+        return Err(Error::not_found("key", key_id));
     }
-    api_keys::find(&state.db, project_id, key_id).await?.ok_or_else(|| AppError::not_found("key", key_id))
+    api_keys::find(&state.db, project_id, key_id).await?.ok_or_else(|| Error::not_found("key", key_id))
 }
 
-pub async fn delete_key(state: &AppState, user: CurrentUser, project_id: Uuid, key_id: Uuid) -> AppResult<()> {
+pub async fn delete_key(state: &AppState, user: CurrentUser, project_id: Uuid, key_id: Uuid) -> Result<()> {
     get(state, user, project_id).await?;
     if !api_keys::delete(&state.db, project_id, key_id).await? {
-        return Err(AppError::not_found("key", key_id));
+        return Err(Error::not_found("key", key_id));
     }
     Ok(())
 }
 
 /// Queues a `sync_project_variants` job for the project; its id. While one waits, that one's id
 /// (idempotent: a sync reads the settings when it runs, so the waiting one does what was asked).
-pub async fn request_sync(state: &AppState, user: CurrentUser, project_id: Uuid) -> AppResult<Uuid> {
+pub async fn request_sync(state: &AppState, user: CurrentUser, project_id: Uuid) -> Result<Uuid> {
     get(state, user, project_id).await?;
     let job = crate::db::jobs::enqueue_project_sync(&state.db, project_id).await?;
     state.wake.notify_waiters();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppError;
+use crate::error::Error;
 
 pub const STANDARD_PLUGIN: &str = "mbk-standard";
 pub const MAX_DIMENSION: u32 = 8192;
@@ -186,30 +186,30 @@ fn default_variants() -> Vec<VariantSpec> {
 
 impl ProjectSettings {
     /// Parses settings from JSON, naming the field of any error under `prefix` (`settings`).
-    pub fn from_json(value: serde_json::Value, prefix: &str) -> Result<Self, AppError> {
+    pub fn from_json(value: serde_json::Value, prefix: &str) -> Result<Self, Error> {
         // serde would also read a struct from an array (`[]` -> all defaults): refuse that.
         if !value.is_object() {
-            return Err(AppError::validation(prefix, "must be an object with `variants` and/or `quotas`"));
+            return Err(Error::validation(prefix, "must be an object with `variants` and/or `quotas`"));
         }
         let settings: ProjectSettings = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { prefix.to_owned() } else { format!("{prefix}.{path}") };
-            AppError::validation(field, e.inner().to_string())
+            Error::validation(field, e.inner().to_string())
         })?;
         settings.validate(prefix)?;
         Ok(settings)
     }
 
     /// The rules that types alone do not carry. `known_plugin` says whether a name is registered.
-    pub fn validate(&self, prefix: &str) -> Result<(), AppError> {
+    pub fn validate(&self, prefix: &str) -> Result<(), Error> {
         if self.variants.len() > MAX_VARIANTS {
-            return Err(AppError::validation(format!("{prefix}.variants"), format!("at most {MAX_VARIANTS} variants")));
+            return Err(Error::validation(format!("{prefix}.variants"), format!("at most {MAX_VARIANTS} variants")));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, v) in self.variants.iter().enumerate() {
             let field = |name: &str| format!("{prefix}.variants[{i}].{name}");
             if !seen.insert(v.name.as_str()) {
-                return Err(AppError::validation(
+                return Err(Error::validation(
                     field("name"),
                     format!("{:?} is used by another variant", v.name.as_str()),
                 ));
@@ -218,7 +218,7 @@ impl ProjectSettings {
                 if let Some(n) = value
                     && !(1..=MAX_DIMENSION).contains(&n)
                 {
-                    return Err(AppError::validation(
+                    return Err(Error::validation(
                         field(name),
                         format!("must be 1..={MAX_DIMENSION} or null, got {n}"),
                     ));
@@ -227,28 +227,28 @@ impl ProjectSettings {
             if let (Some(w), Some(h)) = (v.width, v.height)
                 && u64::from(w) * u64::from(h) > MAX_VARIANT_PIXELS
             {
-                return Err(AppError::validation(
+                return Err(Error::validation(
                     field("width"),
                     format!("width x height is at most {MAX_VARIANT_PIXELS} pixels, got {w} x {h}"),
                 ));
             }
             if v.width.is_none() && v.height.is_none() {
-                return Err(AppError::validation(field("width"), "width and height cannot both be null"));
+                return Err(Error::validation(field("width"), "width and height cannot both be null"));
             }
             if matches!(v.fit, Fit::Cover | Fit::Stretch) && (v.width.is_none() || v.height.is_none()) {
-                return Err(AppError::validation(
+                return Err(Error::validation(
                     field(if v.width.is_none() { "width" } else { "height" }),
                     "cover and stretch need both width and height",
                 ));
             }
             if !(1..=100).contains(&v.quality) {
-                return Err(AppError::validation(field("quality"), format!("must be 1..=100, got {}", v.quality)));
+                return Err(Error::validation(field("quality"), format!("must be 1..=100, got {}", v.quality)));
             }
             if v.plugin.is_empty() || v.plugin.len() > 64 {
-                return Err(AppError::validation(field("plugin"), "must be a plugin name of 1 to 64 characters"));
+                return Err(Error::validation(field("plugin"), "must be a plugin name of 1 to 64 characters"));
             }
             if v.params.len() > 64 || v.params.iter().any(|(k, val)| k.len() > 128 || val.len() > 4096) {
-                return Err(AppError::validation(
+                return Err(Error::validation(
                     field("params"),
                     "at most 64 entries, keys up to 128 and values up to 4096 bytes",
                 ));
@@ -262,7 +262,7 @@ impl ProjectSettings {
             if let Some(n) = value
                 && n < 1
             {
-                return Err(AppError::validation(
+                return Err(Error::validation(
                     format!("{prefix}.quotas.{name}"),
                     format!("must be at least 1 or null, got {n}"),
                 ));

@@ -107,7 +107,7 @@ async fn a_database_busy_past_its_timeout_is_a_503(kind: DbKind) {
         }
     };
     assert!(mbk_host::db::is_overloaded(&refused), "{refused:?}");
-    let response = mbk_host::AppError::from(refused).into_response();
+    let response = mbk_host::http::error::AppError::from(refused).into_response();
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
     let unique = users::insert(&db, &NewUser { username: "held", password_hash: "x", role: Role::User }).await;

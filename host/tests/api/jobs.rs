@@ -312,3 +312,44 @@ async fn an_avif_upload_with_alpha_gets_its_variants(db: DbKind, store: StoreKin
     let most = png.pixels().map(|p| p.0[3]).max().expect("pixels");
     assert!((100..=140).contains(&most), "highest alpha {most}: neither flattened nor lost");
 }
+
+mod corrupt_settings {
+    use mbk_host::jobs::process_image::{self, CORRUPT_SETTINGS, Outcome};
+    use serde_json::Value;
+
+    use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, fixture, renderer};
+
+    db_tests!(corrupt_settings_fail_the_variants_instead_of_vanishing);
+
+    /// Stored settings that no longer parse are an error the tenant sees on the variants (and
+    /// the job fails), never a job that quietly completes with nothing rendered.
+    async fn corrupt_settings_fail_the_variants_instead_of_vanishing(db: DbKind) {
+        let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+        let t = app.project_with_key(Value::Null).await;
+        let response = app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await;
+        assert_eq!(response.status(), 201);
+        let file: Value = response.json().await.expect("json");
+        let file_id = uuid::Uuid::parse_str(file["id"].as_str().expect("id")).expect("uuid");
+        let project_id = uuid::Uuid::parse_str(&t.project_id).expect("uuid");
+        // Valid JSON (PostgreSQL stores JSONB) of the wrong shape.
+        mbk_host::dispatch!(&app.state.db, |pool| sqlx::query(
+            "UPDATE projects SET settings = '{\"variants\": 7}' WHERE id = $1"
+        )
+        .bind(project_id)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .expect("corrupt the settings");
+
+        let ran = process_image::run(&app.state, &renderer(), file_id).await.expect("runs");
+        let Outcome::Settled { rendered: 0, failed, reason: Some(reason) } = ran else { panic!("{ran:?}") };
+        assert!(failed > 0, "the pending variants failed");
+        assert_eq!(reason, CORRUPT_SETTINGS);
+        let variants = mbk_host::db::files::variants_of(&app.state.db, file_id).await.expect("variants");
+        assert!(!variants.is_empty());
+        for v in &variants {
+            assert_eq!(v.status, "failed", "{v:?}");
+            assert_eq!(v.error.as_deref(), Some(CORRUPT_SETTINGS), "{v:?}");
+        }
+    }
+}
