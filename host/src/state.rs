@@ -34,7 +34,7 @@ pub struct App {
 impl App {
     /// The plugin engine of this process for checking components, made on first use.
     pub fn plugin_engine(&self) -> crate::error::Result<Arc<PluginEngine>> {
-        let mut slot = self.plugin_engine.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = crate::sync::lock(&self.plugin_engine);
         if let Some(engine) = slot.as_ref() {
             return Ok(Arc::clone(engine));
         }

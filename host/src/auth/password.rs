@@ -48,7 +48,7 @@ static POOL: LazyLock<HashPool> = LazyLock::new(|| {
         let queue = std::sync::Arc::clone(&queue);
         let spawned = std::thread::Builder::new().name(format!("mbk-argon2-{n}")).spawn(move || {
             loop {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let next = crate::sync::lock(&queue).recv();
                 match next {
                     Ok(job) => job(),
                     Err(_) => return,

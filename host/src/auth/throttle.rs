@@ -73,7 +73,7 @@ impl LoginThrottle {
     pub fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<Attempt, u64> {
         let now = Instant::now();
         let [pair, address, user] = keys(username, ip);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&self.state);
         if state.attempts.len() > SWEEP_ABOVE || now.duration_since(state.swept) >= self.window {
             state.attempts.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < self.window));
             state.swept = now;
@@ -101,7 +101,7 @@ impl LoginThrottle {
     /// the address or the username.
     pub fn succeeded(&self, username: &str, ip: Option<IpAddr>, attempt: Attempt) {
         let [pair, address, user] = keys(username, ip);
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&self.state);
         state.attempts.remove(&pair);
         for key in [address, user] {
             take_back(&mut state.attempts, &key, attempt);
@@ -110,7 +110,7 @@ impl LoginThrottle {
 
     /// The attempt never reached the password check (the host was busy): it does not count.
     pub fn withdraw(&self, username: &str, ip: Option<IpAddr>, attempt: Attempt) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = crate::sync::lock(&self.state);
         for key in keys(username, ip) {
             take_back(&mut state.attempts, &key, attempt);
         }

@@ -49,16 +49,16 @@ impl HttpBody for SharedBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         self.0.polled.store(true, Ordering::Relaxed);
-        let mut body = self.0.body.lock().unwrap_or_else(|p| p.into_inner());
+        let mut body = crate::sync::lock(&self.0.body);
         Pin::new(&mut *body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.body.lock().unwrap_or_else(|p| p.into_inner()).is_end_stream()
+        crate::sync::lock(&self.0.body).is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.body.lock().unwrap_or_else(|p| p.into_inner()).size_hint()
+        crate::sync::lock(&self.0.body).size_hint()
     }
 }
 
@@ -86,7 +86,7 @@ pub async fn guard_bodies(State(state): State<AppState>, req: Request, next: Nex
         return response;
     }
     let remaining = {
-        let body = shared.body.lock().unwrap_or_else(|p| p.into_inner());
+        let body = crate::sync::lock(&shared.body);
         (!body.is_end_stream()).then(|| body.size_hint().exact())
     };
     let Some(remaining) = remaining else { return response };

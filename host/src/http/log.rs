@@ -24,7 +24,7 @@ pub struct LogNotes(Arc<Mutex<Vec<String>>>);
 /// Adds `note` to the log line of the request `parts` belongs to.
 pub fn note(parts: &axum::http::request::Parts, note: String) {
     if let Some(LogNotes(notes)) = parts.extensions.get::<LogNotes>() {
-        notes.lock().unwrap_or_else(|p| p.into_inner()).push(note);
+        crate::sync::lock(&notes).push(note);
     }
 }
 
@@ -84,7 +84,7 @@ pub async fn log_requests(mut req: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut context = format!("rid={rid} {elapsed_ms:.1}ms");
-    for extra in notes.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for extra in crate::sync::lock(&notes.0).iter() {
         context.push(' ');
         context.push_str(extra);
     }

@@ -114,7 +114,7 @@ impl PerClient {
         if self.trusted.iter().any(|c| c.contains(ip)) {
             return Some(Held(None));
         }
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = crate::sync::lock(&self.held);
         let count = held.entry(ip).or_default();
         if *count >= self.limit {
             return None;
@@ -127,7 +127,7 @@ impl PerClient {
 impl Drop for Held {
     fn drop(&mut self) {
         if let Some((clients, ip)) = self.0.take() {
-            let mut held = clients.held.lock().unwrap_or_else(|p| p.into_inner());
+            let mut held = crate::sync::lock(&clients.held);
             if let Some(count) = held.get_mut(&ip) {
                 *count -= 1;
                 if *count == 0 {

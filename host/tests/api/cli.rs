@@ -58,7 +58,8 @@ impl Running {
 
     /// Waits until `needle` shows in the output (the process writes asynchronously).
     pub(crate) fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: the workers compile the standard component first, slow on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let log = self.log();
             if log.contains(needle) || Instant::now() > deadline {
