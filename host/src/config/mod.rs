@@ -5,8 +5,14 @@
 //! exiting with code 2: an operator should never have to read a backtrace to fix a typo.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
+
+mod secret;
+mod settings;
+
+use secret::{is_weak_secret, load_or_create_secret};
+pub use settings::{AuthSettings, JobSettings, ServerSettings};
 
 /// One bad variable: its name and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,120 +125,6 @@ pub struct Config {
     pub forwarded_header: crate::net::ForwardedHeader,
     /// `METRICS_TOKEN`: when set, `GET /metrics` wants `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
-}
-
-/// What a slow or idle client may hold of the server. `MAX_CONNECTIONS` sets the cap; the
-/// timeouts are fixed defaults (tests shorten them).
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    /// Connections served at once; further ones wait in the kernel's backlog.
-    pub max_connections: usize,
-    /// Connections one client address may hold at once (trusted proxies excepted); more are
-    /// closed at once, so that one machine cannot take every slot.
-    pub max_connections_per_client: usize,
-    /// A request's headers must arrive within this (a client trickling them is cut off); hyper
-    /// starts the same timer whenever a keep-alive connection waits for its next request, so it
-    /// is the idle timeout too.
-    pub header_read_timeout: Duration,
-    /// A JSON body must arrive within this (uploads have their own stall timeout instead).
-    pub body_read_timeout: Duration,
-    /// A response the client does not read for this long (not a byte taken) ends its
-    /// connection: a client that never reads must not hold a connection forever.
-    pub write_stall_timeout: Duration,
-    /// After a shutdown signal, in-flight requests get this long before they are dropped.
-    pub shutdown_grace: Duration,
-    /// A refused request's unread body is read and discarded up to this many bytes, so that the
-    /// client, still sending, gets to read the answer instead of a reset connection.
-    pub drain_limit: u64,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 1024,
-            max_connections_per_client: 256,
-            header_read_timeout: Duration::from_secs(15),
-            body_read_timeout: Duration::from_secs(30),
-            write_stall_timeout: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(30),
-            drain_limit: 64 << 20,
-        }
-    }
-}
-
-/// How workers take, keep alive and retry jobs, and what the cleanup removes. Fixed defaults;
-/// `JOB_STALE_AFTER_SECS` (default 60) sets how long a silent worker keeps its job.
-#[derive(Debug, Clone)]
-pub struct JobSettings {
-    /// How often an idle worker looks for work (uploads in the same process wake it at once).
-    pub poll_interval: Duration,
-    /// A `processing` job whose heartbeat is older than this goes back to the queue.
-    pub stale_after: Duration,
-    /// Attempts before a job that keeps failing transiently (storage down) is `failed`.
-    pub max_attempts: i32,
-    /// The longest one run of a job may take (a hung store must not hold a job forever).
-    pub job_timeout: Duration,
-    /// Retry delay after attempt n: `backoff_base * 2^(n-1)`, at most `backoff_max`.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
-    /// A `cleanup` job is enqueued when none was made within this period.
-    pub cleanup_every: Duration,
-    /// Soft-deleted projects older than this are purged (30 days).
-    pub purge_after: Duration,
-    /// Objects no row names are deleted only when older than this (an upload may be in flight).
-    pub orphan_grace: Duration,
-}
-
-impl JobSettings {
-    /// How often a worker refreshes the heartbeat of the jobs it runs.
-    pub fn heartbeat_every(&self) -> Duration {
-        (self.stale_after / 4).max(Duration::from_millis(100))
-    }
-
-    /// The wait before attempt `attempts + 1`.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let exp = attempts.clamp(1, 20) as u32 - 1;
-        self.backoff_base.saturating_mul(1u32 << exp).min(self.backoff_max)
-    }
-}
-
-impl Default for JobSettings {
-    fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(1),
-            stale_after: Duration::from_secs(60),
-            max_attempts: 5,
-            job_timeout: Duration::from_secs(30 * 60),
-            backoff_base: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(300),
-            cleanup_every: Duration::from_secs(24 * 3600),
-            purge_after: Duration::from_secs(30 * 24 * 3600),
-            orphan_grace: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// Lifetimes and login throttling. Not read from the environment: the contract fixes them.
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    /// Access token (JWT) lifetime: 15 minutes.
-    pub access_ttl: Duration,
-    /// Refresh token lifetime: 30 days.
-    pub refresh_ttl: Duration,
-    /// Failed logins allowed per username and per client address within `login_window`.
-    pub login_max_failures: usize,
-    pub login_window: Duration,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            login_max_failures: 10,
-            login_window: Duration::from_secs(60),
-        }
-    }
 }
 
 impl std::fmt::Debug for Config {
@@ -404,17 +296,6 @@ impl Config {
     }
 }
 
-/// A JWT secret anyone could guess: the `.env.example` placeholder (or any "change me" value),
-/// or one with so few distinct characters that it is a pattern rather than random.
-fn is_weak_secret(secret: &str) -> bool {
-    let lower = secret.to_ascii_lowercase();
-    let placeholder = ["change-me", "changeme", "change_me", "replace-me", "placeholder", "your-secret", "example"]
-        .iter()
-        .any(|p| lower.contains(p));
-    let distinct = secret.chars().collect::<std::collections::HashSet<_>>().len();
-    placeholder || distinct < 10
-}
-
 /// Only the plugin limits (`PLUGIN_MEMORY_MB`, `PLUGIN_TIMEOUT_MS`), for commands such as
 /// `plugin validate` that need nothing else (and must not create a data folder).
 pub fn plugin_limits_from_env() -> Result<(u64, Duration), ConfigError> {
@@ -497,190 +378,5 @@ fn parse_s3(bucket: String, get: &impl Fn(&str) -> Option<String>) -> Result<S3C
     })
 }
 
-/// The embedded default keeps its generated JWT secret in `DATA_DIR/jwt_secret` (mode 0600), so
-/// tokens survive a restart without the operator configuring anything.
-fn load_or_create_secret(data_dir: &Path) -> Result<String, ConfigError> {
-    let path = data_dir.join(JWT_SECRET_FILE);
-    let io_err = |e: std::io::Error| {
-        ConfigError::new("DATA_DIR", format!("cannot keep the JWT secret in {}: {e}", path.display()))
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(secret) if secret.trim().len() >= MIN_JWT_SECRET_LEN => return Ok(secret.trim().to_owned()),
-        Ok(_) => {
-            return Err(ConfigError::new(
-                "JWT_SECRET",
-                format!("{} is too short; delete it or set JWT_SECRET", path.display()),
-            ));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(e)),
-    }
-    std::fs::create_dir_all(data_dir).map_err(io_err)?;
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| io_err(std::io::Error::other(e.to_string())))?;
-    let secret = hex::encode(raw);
-    write_private(&path, secret.as_bytes()).map_err(io_err)?;
-    Ok(secret)
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(vars: &[(&str, &str)], dir: &Path) -> Result<Config, ConfigError> {
-        let mut map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        map.entry("DATA_DIR".into()).or_insert_with(|| dir.display().to_string());
-        Config::from_lookup(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_the_stale_limit_is_configurable() {
-        let jobs = JobSettings::default();
-        let waits: Vec<u64> = (1..=10).map(|n| jobs.backoff(n).as_secs()).collect();
-        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(jobs.backoff(1_000).as_secs(), 300, "no overflow");
-        assert_eq!(jobs.heartbeat_every(), Duration::from_secs(15));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = load(&[("JOB_STALE_AFTER_SECS", "2")], dir.path()).expect("valid");
-        assert_eq!(config.jobs.stale_after, Duration::from_secs(2));
-        assert_eq!(config.jobs.heartbeat_every(), Duration::from_millis(500));
-        let err = load(&[("JOB_STALE_AFTER_SECS", "0")], dir.path()).expect_err("out of range");
-        assert!(err.to_string().starts_with("JOB_STALE_AFTER_SECS"), "{err}");
-    }
-
-    #[test]
-    fn defaults_are_the_embedded_setup() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = load(&[], dir.path()).expect("defaults are valid");
-        assert_eq!(config.db_url, DbUrl::Sqlite(DEFAULT_DB_URL.into()));
-        assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
-        assert_eq!(config.public_base_url, "http://127.0.0.1:8080");
-        assert!(matches!(config.storage, StorageConfig::Filesystem { ref root } if root == &dir.path().join("blobs")));
-        assert_eq!(config.worker_concurrency, 1);
-        assert_eq!(config.jobs.stale_after, Duration::from_secs(60));
-        assert_eq!(config.plugin_memory_mb, 512);
-        assert_eq!(config.plugin_timeout, Duration::from_secs(30));
-        assert_eq!(config.log_format, LogFormat::Text);
-        assert!(config.trusted_proxies.is_empty(), "no proxy is believed unless listed");
-        assert_eq!(config.metrics_token, None);
-        assert_eq!(config.server.max_connections, 1024);
-        let config = load(
-            &[
-                ("TRUSTED_PROXIES", " 10.0.0.0/8, ::1 "),
-                ("MAX_CONNECTIONS", "64"),
-                ("METRICS_TOKEN", "0123456789abcdef"),
-            ],
-            dir.path(),
-        )
-        .expect("valid");
-        assert_eq!(config.trusted_proxies.len(), 2);
-        assert_eq!(config.server.max_connections, 64);
-        assert!(!format!("{config:?}").contains("0123456789abcdef"), "the metrics token is redacted");
-        let random =
-            load(&[("JWT_SECRET", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")], dir.path());
-        assert!(random.is_ok(), "a random hex secret is fine");
-    }
-
-    #[test]
-    fn jwt_secret_is_generated_once_and_kept_private() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let first = load(&[], dir.path()).expect("valid").jwt_secret;
-        let second = load(&[], dir.path()).expect("valid").jwt_secret;
-        assert_eq!(first, second);
-        assert_eq!(first.len(), 64);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(JWT_SECRET_FILE)).expect("file").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn each_bad_value_names_its_variable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("BIND_ADDR", "nonsense")], "BIND_ADDR"),
-            (&[("DB_URL", "mysql://x")], "DB_URL"),
-            (&[("DB_URL", "postgres://u@h/db")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "change-me-to-at-least-32-random-characters")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "CHANGEME-CHANGEME-CHANGEME-CHANGEME")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "abababababababababababababababab12")], "JWT_SECRET"),
-            (&[("TRUSTED_PROXIES", "10.0.0.0/8,nonsense")], "TRUSTED_PROXIES"),
-            (&[("TRUSTED_PROXIES", "10.0.0.0/40")], "TRUSTED_PROXIES"),
-            (&[("TRUSTED_PROXY_HEADER", "x-real-ip")], "TRUSTED_PROXY_HEADER"),
-            (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
-            (&[("METRICS_TOKEN", "short")], "METRICS_TOKEN"),
-            (&[("PUBLIC_BASE_URL", "ftp://x")], "PUBLIC_BASE_URL"),
-            (&[("WORKER_CONCURRENCY", "0")], "WORKER_CONCURRENCY"),
-            (&[("WORKER_CONCURRENCY", "many")], "WORKER_CONCURRENCY"),
-            (&[("PLUGIN_MEMORY_MB", "-1")], "PLUGIN_MEMORY_MB"),
-            (&[("PLUGIN_TIMEOUT_MS", "1e3")], "PLUGIN_TIMEOUT_MS"),
-            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
-            (&[("PIPELINE_ENGINE", "gpu")], "PIPELINE_ENGINE"),
-            (&[("MAX_IMAGE_PIXELS", "0")], "MAX_IMAGE_PIXELS"),
-            (&[("S3_BUCKET_NAME", "b")], "AWS_ACCESS_KEY"),
-            (&[("S3_BUCKET_NAME", "b"), ("AWS_ACCESS_KEY", "a")], "AWS_SECRET_KEY"),
-            (
-                &[
-                    ("S3_BUCKET_NAME", "b"),
-                    ("AWS_ACCESS_KEY", "a"),
-                    ("AWS_SECRET_KEY", "s"),
-                    ("S3_ENDPOINT", "garage:3900"),
-                ],
-                "S3_ENDPOINT",
-            ),
-            (
-                &[
-                    ("S3_BUCKET_NAME", "b"),
-                    ("AWS_ACCESS_KEY", "a"),
-                    ("AWS_SECRET_KEY", "s"),
-                    ("S3_FORCE_PATH_STYLE", "maybe"),
-                ],
-                "S3_FORCE_PATH_STYLE",
-            ),
-        ];
-        for (vars, var) in cases {
-            let err = load(vars, dir.path()).expect_err(&format!("{vars:?} must be refused"));
-            assert_eq!(err.var, *var, "{vars:?}: {err}");
-            assert!(err.to_string().starts_with(&format!("{var}: ")), "{err}");
-        }
-    }
-
-    #[test]
-    fn s3_accepts_the_standard_aws_names_and_hides_the_secret() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let vars = [
-            ("S3_BUCKET_NAME", "media"),
-            ("AWS_ACCESS_KEY_ID", "GKabc"),
-            ("AWS_SECRET_ACCESS_KEY", "topsecret"),
-            ("S3_ENDPOINT", "http://127.0.0.1:3900/"),
-        ];
-        let config = load(&vars, dir.path()).expect("valid");
-        let StorageConfig::S3(s3) = &config.storage else { panic!("expected S3") };
-        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
-        assert!(s3.force_path_style, "custom endpoints default to path style");
-        assert_eq!(s3.secret_key, "topsecret");
-        assert!(!format!("{config:?}").contains("topsecret"));
-    }
-
-    #[test]
-    fn redacts_passwords_in_urls() {
-        assert_eq!(redact_url("postgres://mbk:hunter2@db:5432/mbk"), "postgres://mbk:***@db:5432/mbk");
-        assert_eq!(redact_url("sqlite://./data/mbk.db"), "sqlite://./data/mbk.db");
-    }
-}
+mod tests;
