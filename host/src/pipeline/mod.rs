@@ -1,9 +1,14 @@
-//! From project settings to rendered variants. [`Renderer`] runs the standard plugin as the
-//! embedded WebAssembly component, or natively: `PIPELINE_ENGINE=wasm|native|auto` (auto: the
-//! component when this build has one). Custom plugins always run in the sandbox, with no
-//! fallback: their failure is the variant's failure.
+//! The pipeline owns rendering: from a file's pending variants to settled ones, in one entry
+//! point ([`render_pending`]: plan, resolve the plugin, run, verify, store, record); the jobs only
+//! orchestrate. [`Renderer`] runs the standard plugin as the embedded WebAssembly component, or
+//! natively: `PIPELINE_ENGINE=wasm|native|auto` (auto: the component when this build has one).
+//! Custom plugins always run in the sandbox, with no fallback: their failure is the variant's
+//! failure.
 
 pub mod bench;
+mod render;
+
+pub use render::{Outcome, Retry, fail_pending, render_pending};
 
 use std::sync::Arc;
 
