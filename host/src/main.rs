@@ -153,9 +153,10 @@ async fn run(config: Config, api: bool, workers: bool) -> anyhow::Result<()> {
     if workers {
         let (state, stop) = (state.clone(), stop.clone());
         tasks.spawn(async move {
-            let config = state.config.clone();
-            // Compiling the standard component is CPU work: not on the async runtime.
-            let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::from_config(&config))
+            // Compiling the standard component is CPU work: not on the async runtime. The
+            // renderer shares the App's plugin engine: one pool and one epoch thread per process.
+            let app = state.clone();
+            let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::for_app(&app))
                 .await
                 .context("the renderer's set-up panicked")??;
             let worker = mbk_host::jobs::Worker::new(state.clone(), std::sync::Arc::new(renderer));

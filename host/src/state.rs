@@ -26,13 +26,14 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Poked after a job is enqueued, so this process' idle workers look at once.
     pub wake: tokio::sync::Notify,
-    /// The engine that checks uploaded plugins (made on first use: API processes that never see
-    /// a plugin upload never reserve its memory).
+    /// The process' one plugin engine: it checks uploaded plugins, and a worker's renderer runs
+    /// on it too ([`crate::pipeline::Renderer::for_app`]). Made on first use: API processes
+    /// that never see a plugin upload never reserve its memory.
     plugin_engine: std::sync::Mutex<Option<Arc<PluginEngine>>>,
 }
 
 impl App {
-    /// The plugin engine of this process for checking components, made on first use.
+    /// The plugin engine of this process, made on first use.
     pub fn plugin_engine(&self) -> crate::error::Result<Arc<PluginEngine>> {
         let mut slot = crate::sync::lock(&self.plugin_engine);
         if let Some(engine) = slot.as_ref() {

@@ -12,7 +12,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::process_image::Transient;
+use super::Transient;
 use crate::AppState;
 use crate::db::{files, projects};
 use crate::storage::BlobKey;

@@ -1,17 +1,18 @@
 //! `sync_file_variants`: make one image's variants match its project's settings now. Variants
 //! the settings no longer name (or name with another format) lose their blob, then their row;
-//! variants the settings gained get a pending row; then [`super::process_image`] renders what is
-//! not ready. Idempotent like every job.
+//! variants the settings gained get a pending row; then the pipeline renders what is not ready
+//! (the same entry point as `process_image`). Idempotent like every job.
 
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::process_image::{self, Outcome, Transient};
+use super::Transient;
+use super::process_image::{self, Outcome};
 use crate::AppState;
 use crate::db::files::{self, NewVariant};
 use crate::db::projects;
-use crate::pipeline::Renderer;
+use crate::pipeline::{self, Renderer};
 use crate::projects::service::Project;
 use crate::storage::BlobKey;
 use crate::storage::keys::variant_key;
@@ -27,11 +28,11 @@ pub struct Synced {
 pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> Result<Option<Synced>, Transient> {
     let Some(file) = files::find(&state.db, file_id).await? else { return Ok(None) };
     let Some(row) = projects::find(&state.db, file.project_id).await? else { return Ok(None) };
-    let project = match Project::from_row(row) {
+    let project = match Project::from_row(row.clone()) {
         Ok(project) => project,
         // Nothing to sync against: the render fails the pending variants with the reason.
         Err(_) => {
-            let render = process_image::run(state, renderer, file_id).await?;
+            let render = process_image::render(state, renderer, &file, row).await?;
             return Ok(Some(Synced { removed: 0, added: 0, render }));
         }
     };
@@ -63,6 +64,6 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
             added += 1;
         }
     }
-    let render = process_image::run(state, renderer, file_id).await?;
+    let render = pipeline::render_pending(state, renderer, &file, &project).await?;
     Ok(Some(Synced { removed, added, render }))
 }

@@ -21,8 +21,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::process_image::{self, Outcome, Transient};
-use super::{cleanup, sync_file_variants, sync_project_variants};
+use super::{Transient, cleanup, process_image, sync_file_variants, sync_project_variants};
 use crate::AppState;
 use crate::db::jobs::{self, JobRow};
 use crate::pipeline::Renderer;
@@ -138,12 +137,7 @@ impl Worker {
 
     /// The handler of the job's kind. `Ok(Err(reason))`: failed for good.
     async fn execute(&self, job: &JobRow) -> Result<Result<(), String>, Transient> {
-        let settled = |outcome: Outcome| match outcome {
-            Outcome::Settled { failed, reason, .. } if failed > 0 => {
-                Err(format!("{failed} variant(s) failed: {}", reason.unwrap_or_default()))
-            }
-            _ => Ok(()),
-        };
+        let settled = process_image::verdict;
         match job.kind.as_str() {
             "process_image" => match job.file_id {
                 Some(file) => Ok(settled(process_image::run(&self.state, &self.renderer, file).await?)),

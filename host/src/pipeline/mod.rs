@@ -1,9 +1,14 @@
-//! From project settings to rendered variants. [`Renderer`] runs the standard plugin as the
-//! embedded WebAssembly component, or natively: `PIPELINE_ENGINE=wasm|native|auto` (auto: the
-//! component when this build has one). Custom plugins always run in the sandbox, with no
-//! fallback: their failure is the variant's failure.
+//! The pipeline owns rendering: from a file's pending variants to settled ones, in one entry
+//! point ([`render_pending`]: plan, resolve the plugin, run, verify, store, record); the jobs only
+//! orchestrate. [`Renderer`] runs the standard plugin as the embedded WebAssembly component, or
+//! natively: `PIPELINE_ENGINE=wasm|native|auto` (auto: the component when this build has one).
+//! Custom plugins always run in the sandbox, with no fallback: their failure is the variant's
+//! failure.
 
 pub mod bench;
+mod render;
+
+pub use render::{Outcome, Retry, fail_pending, render_pending};
 
 use std::sync::Arc;
 
@@ -31,7 +36,12 @@ impl Renderer {
     /// Sets up the engine; with `wasm` or `auto` (and a component in this build), compiles the
     /// standard component now (or loads it from the cache), so the first job does not wait.
     pub fn new(choice: PipelineEngine, settings: PluginSettings) -> anyhow::Result<Renderer> {
-        let plugins = PluginEngine::new(settings)?;
+        Renderer::with_engine(choice, PluginEngine::new(settings)?)
+    }
+
+    /// Like [`Renderer::new`], on an engine that already runs: a process has one engine (one
+    /// instance pool, one epoch thread), shared by the plugin checks and the renders.
+    pub fn with_engine(choice: PipelineEngine, plugins: Arc<PluginEngine>) -> anyhow::Result<Renderer> {
         let standard = match choice {
             PipelineEngine::Native => None,
             PipelineEngine::Wasm if STANDARD_COMPONENT.is_empty() => {
@@ -48,10 +58,12 @@ impl Renderer {
         Ok(Renderer { plugins, standard })
     }
 
-    /// The renderer a worker process uses: `PIPELINE_ENGINE`, the plugin limits, two plugin
-    /// instances per worker slot, compiled components cached under `DATA_DIR/plugin-cache`.
-    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Renderer> {
-        Renderer::new(config.pipeline_engine, plugin_settings(config))
+    /// The renderer a worker process uses: `PIPELINE_ENGINE`, on the App's own plugin engine
+    /// (whose limits are [`plugin_settings`]), so that `serve` runs one engine, not two.
+    /// CPU-bound (compiles the standard component): call from a blocking thread.
+    pub fn for_app(app: &crate::App) -> anyhow::Result<Renderer> {
+        let engine = app.plugin_engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Renderer::with_engine(app.config.pipeline_engine, engine)
     }
 
     pub fn engine(&self) -> Engine {

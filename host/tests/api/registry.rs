@@ -290,3 +290,21 @@ async fn concurrent_deletes_keep_the_last_version_a_project_uses(db: DbKind) {
         ids = vec![left[0].clone(), register_next().await, register_next().await];
     }
 }
+
+/// One plugin engine per process: the renderer a worker process builds (`Renderer::for_app`, what
+/// `serve` and `worker` call) runs on the App's engine, the one that checks uploads, so a process
+/// holds one instance pool and one epoch thread. Native standard engine: nothing to compile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_renderer_runs_on_the_apps_plugin_engine() {
+    let app = TestApp::spawn_with(DbKind::Sqlite, StoreKind::Filesystem, |c| {
+        c.pipeline_engine = mbk_host::config::PipelineEngine::Native;
+    })
+    .await;
+    let state = app.state.clone();
+    let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::for_app(&state))
+        .await
+        .expect("joins")
+        .expect("renderer");
+    let engine = app.state.plugin_engine().expect("engine");
+    assert!(std::sync::Arc::ptr_eq(renderer.plugins(), &engine), "the renderer built a second engine");
+}

@@ -1,0 +1,223 @@
+//! The render entry point: from a file's pending variants to settled ones ([`render_pending`]).
+//!
+//! Group the variants by plugin and render each group in one call (decode once), resolving each
+//! plugin (the standard one as its component or natively, a registered one from the registry, in
+//! the sandbox with no fallback), off the async runtime; verify what came back
+//! ([`super::verify`]); store each result, then mark its row `ready` (format, size, dimensions,
+//! the digest of what rendered it) or `failed` (the reason). The file becomes `ready` when every
+//! variant has settled (`failed` when all failed). Variants already `ready` are left alone, so a
+//! re-run only does what is missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::Renderer;
+use crate::AppState;
+use crate::db::files::{self, FileRow, VariantRow};
+use crate::plugins::registry::{self, Unavailable};
+use crate::plugins::{PluginFailure, RenderResults, Spec};
+use crate::projects::VariantSpec;
+use crate::projects::service::Project;
+use crate::projects::settings::STANDARD_PLUGIN;
+use crate::storage::{self, BlobKey};
+
+/// What a render did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The file or its project is gone (deleted while rendering included): nothing to do.
+    Gone,
+    /// Every variant settled; the counts of this run, and the first failure's reason.
+    Settled { rendered: usize, failed: usize, reason: Option<String> },
+}
+
+/// Why a render stopped before every variant settled: the store or the database did not answer,
+/// or every plugin sandbox of this process was in use. Not the input's fault nor the plugin's:
+/// running it again later finishes it (what was rendered stays ready and is not rendered again).
+#[derive(Debug, thiserror::Error)]
+pub enum Retry {
+    #[error("storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// The counts of one run; the first failure's reason is the one the job reports.
+#[derive(Default)]
+struct Tally {
+    rendered: usize,
+    failed: usize,
+    reason: Option<String>,
+}
+
+impl Tally {
+    fn failed(&mut self, count: usize, why: String) {
+        self.failed += count;
+        self.reason.get_or_insert(why);
+    }
+}
+
+/// Renders, stores and records every variant of `file` that is not `ready`, against the
+/// settings of `project` (the file's).
+pub async fn render_pending(
+    state: &AppState,
+    renderer: &Arc<Renderer>,
+    file: &FileRow,
+    project: &Project,
+) -> Result<Outcome, Retry> {
+    let pending: Vec<VariantRow> =
+        files::variants_of(&state.db, file.id).await?.into_iter().filter(|v| v.status != "ready").collect();
+    let mut tally = Tally::default();
+    // Variants grouped by plugin (one call per plugin: decode once); variants whose settings
+    // vanished fail alone.
+    let mut groups: BTreeMap<String, Vec<(VariantRow, Spec)>> = BTreeMap::new();
+    for variant in pending {
+        match project.settings.variants.iter().find(|s| s.name.as_str() == variant.name) {
+            Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, to_spec(s))),
+            None => {
+                let why = format!("{}: the project's settings no longer name this variant", variant.name);
+                files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                tally.failed(1, why);
+            }
+        }
+    }
+
+    if !groups.is_empty() {
+        match state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await {
+            Ok(original) => {
+                for (plugin, work) in groups {
+                    if let Some(outcome) = render_group(state, renderer, &plugin, &original, &work, &mut tally).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+            // Gone from the store (not unreachable): no retry brings it back.
+            Err(storage::StorageError::NotFound(_)) => {
+                let why = "the original is missing from the store".to_owned();
+                let work: Vec<&VariantRow> = groups.values().flatten().map(|(v, _)| v).collect();
+                for variant in &work {
+                    files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                }
+                tally.failed(work.len(), why);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let all = files::variants_of(&state.db, file.id).await?;
+    let status = if !all.is_empty() && all.iter().all(|v| v.status == "failed") { "failed" } else { "ready" };
+    files::set_status(&state.db, file.id, status).await?;
+    let Tally { rendered, failed, reason } = tally;
+    Ok(Outcome::Settled { rendered, failed, reason })
+}
+
+/// Fails every variant of the file that is not `ready` with `why` (its project's settings cannot
+/// be read, so nothing can be rendered).
+pub async fn fail_pending(state: &AppState, file_id: Uuid, why: &str) -> Result<Outcome, Retry> {
+    let pending = files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != "ready").count();
+    if pending > 0 {
+        files::give_up(&state.db, file_id, why).await?;
+    }
+    Ok(Outcome::Settled { rendered: 0, failed: pending, reason: Some(why.into()) })
+}
+
+/// Renders one plugin's group and records each variant. `Some(Gone)` when the file was deleted
+/// while rendering.
+async fn render_group(
+    state: &AppState,
+    renderer: &Arc<Renderer>,
+    plugin: &str,
+    original: &Bytes,
+    work: &[(VariantRow, Spec)],
+    tally: &mut Tally,
+) -> Result<Option<Outcome>, Retry> {
+    let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
+    let (results, digest) = run_plugin(state, renderer, plugin, original.clone(), specs).await?;
+    let results = match results {
+        Ok(results) => results,
+        // No sandbox free: the job runs again later.
+        Err(busy) if busy.is_transient() => return Err(Retry::Busy(busy.to_string())),
+        Err(whole) => {
+            for (variant, _) in work {
+                files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;
+            }
+            let names: Vec<&str> = work.iter().map(|(v, _)| v.name.as_str()).collect();
+            tally.failed(work.len(), format!("{}: {whole}", names.join(", ")));
+            return Ok(None);
+        }
+    };
+    for ((variant, _), result) in work.iter().zip(results) {
+        match result {
+            Ok(out) => {
+                let key = BlobKey::parse(&variant.storage_key)?;
+                let size = out.bytes.len() as i64;
+                state.store.put_bytes(&key, &out.mime, out.bytes.into()).await?;
+                let (width, height) = (out.width as i32, out.height as i32);
+                if !files::mark_variant_ready(&state.db, variant.id, width, height, size, &digest).await? {
+                    // Deleted while rendering: leave no object without a row.
+                    state.store.delete(&key).await?;
+                    return Ok(Some(Outcome::Gone));
+                }
+                tally.rendered += 1;
+            }
+            Err(e) => {
+                files::mark_variant_failed(&state.db, variant.id, &e.to_string()).await?;
+                tally.failed(1, format!("{}: {e}", variant.name));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Resolves `plugin` and runs it over `specs`: the results, and the digest of what ran
+/// ("native" for the standard plugin rendered natively). A registered plugin that cannot be had
+/// fails its variants; one that is not reachable now (store, database, sandboxes) is a retry.
+async fn run_plugin(
+    state: &AppState,
+    renderer: &Arc<Renderer>,
+    plugin: &str,
+    original: Bytes,
+    specs: Vec<Spec>,
+) -> Result<(RenderResults, String), Retry> {
+    let max_pixels = state.config.max_image_pixels;
+    let engine = Arc::clone(renderer);
+    if plugin == STANDARD_PLUGIN {
+        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| "native".into());
+        let results = off_runtime(move || engine.render_standard(&original, max_pixels, &specs)).await;
+        return Ok((results, digest));
+    }
+    match registry::load(state, renderer.plugins(), plugin).await {
+        Ok(compiled) => {
+            let digest = compiled.sha256.clone();
+            let results = off_runtime(move || engine.render_with(&compiled, &original, max_pixels, &specs)).await;
+            Ok((results, digest))
+        }
+        Err(Unavailable::Permanent(why)) => {
+            Ok((Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), String::new()))
+        }
+        Err(Unavailable::Storage(e)) => Err(e.into()),
+        Err(Unavailable::Database(e)) => Err(e.into()),
+        Err(Unavailable::Busy(why)) => Err(Retry::Busy(why)),
+    }
+}
+
+/// Rendering is CPU-bound: never on the async runtime's threads.
+async fn off_runtime(render: impl FnOnce() -> RenderResults + Send + 'static) -> RenderResults {
+    tokio::task::spawn_blocking(render).await.unwrap_or_else(|e| Err(PluginFailure::Trap(format!("render task: {e}"))))
+}
+
+fn to_spec(v: &VariantSpec) -> Spec {
+    Spec {
+        name: v.name.as_str().to_owned(),
+        width: v.width,
+        height: v.height,
+        fit: v.fit,
+        format: v.format,
+        quality: v.quality,
+        params: v.params.iter().map(|(k, val)| (k.clone(), val.clone())).collect(),
+    }
+}
