@@ -24,7 +24,7 @@ pub struct LogNotes(Arc<Mutex<Vec<String>>>);
 /// Adds `note` to the log line of the request `parts` belongs to.
 pub fn note(parts: &axum::http::request::Parts, note: String) {
     if let Some(LogNotes(notes)) = parts.extensions.get::<LogNotes>() {
-        crate::sync::lock(&notes).push(note);
+        crate::sync::lock(notes).push(note);
     }
 }
 
