@@ -6,6 +6,10 @@
 //! `now()` or a sequence). Where a dialect differs, the function matches on [`Db`] and writes each.
 //! Each backend has its own, immutable migrations under `migrations/`.
 //!
+//! Writes that must go together take a [`Tx`] (from [`Db::begin`]) that the caller passes from
+//! one repository function to the next and commits; inside, [`dispatch_tx!`] runs one SQL text on
+//! either backend's connection, as [`dispatch!`] does on a pool.
+//!
 //! On SQLite, sqlx stores `DateTime<Utc>` as RFC 3339 text with a fixed `+00:00` offset and 0, 3,
 //! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
@@ -23,6 +27,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite};
 
 use crate::config::DbUrl;
 
@@ -36,6 +41,55 @@ macro_rules! dispatch {
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
+}
+
+/// Runs `$body` with `$conn` bound to the connection of whichever transaction `$tx` (a
+/// `&mut Tx`) holds: [`dispatch!`] for a transaction. Pass `&mut *$conn` to each query (a
+/// `&mut` handed to a generic executor moves rather than reborrows).
+#[macro_export]
+macro_rules! dispatch_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// Which dialect a [`Db`] or [`Tx`] speaks, for the few fragments that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A transaction on either backend, passed by `&mut` to the repository functions that must write
+/// together, then [`Tx::commit`]ted by whoever began it. Dropped without a commit, it rolls back.
+pub enum Tx<'a> {
+    Sqlite(sqlx::Transaction<'a, Sqlite>),
+    Postgres(sqlx::Transaction<'a, Postgres>),
+}
+
+impl Tx<'_> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub fn kind(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
 }
 
 /// Error texts are stored at most this long (a plugin's message can be as long as it likes).
@@ -102,6 +156,23 @@ impl Db {
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .context("database migration failed")
+    }
+
+    /// Begins a [`Tx`]. On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock up front: a
+    /// transaction is for writes that go together, and two deferred ones that both read and then
+    /// write would deadlock into SQLITE_BUSY.
+    pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        match self {
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+        }
+    }
+
+    pub fn kind(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// `sqlite` or `postgres`.
