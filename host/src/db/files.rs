@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Db, Tx};
+use super::{Arg, Db, Tx};
 use crate::{dispatch, dispatch_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -152,41 +152,23 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// A project's files, newest first, optionally of one kind.
+/// A project's files (optionally of one kind): binds project id, kind.
+const FILES_OF: &str = "files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2)";
+
+/// One page of a project's files, newest first, optionally of one kind, and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(
+pub async fn page(
     db: &Db,
     project_id: Uuid,
     kind: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<FileRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {FILE_COLUMNS} FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3 OFFSET $4"
-    );
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(kind)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
+) -> Result<(Vec<FileRow>, i64), sqlx::Error> {
+    let args = [Arg::Uuid(project_id), Arg::MaybeText(kind)];
+    super::page(db, FILE_COLUMNS, FILES_OF, "id DESC", &args, limit, offset).await
 }
 
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, project_id: Uuid, kind: Option<&str>) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2)")
-            .bind(project_id)
-            .bind(kind)
-            .fetch_one(pool)
-            .await
-    })
-}
-
-/// The variants of the files of one page of [`list`] (same filters), in one query.
+/// The variants of the files of one [`page`] (same filters), in one query.
 #[tracing::instrument(skip(db))]
 pub async fn variants_of_page(
     db: &Db,
@@ -197,7 +179,7 @@ pub async fn variants_of_page(
 ) -> Result<Vec<VariantRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {VARIANT_COLUMNS} FROM variants WHERE file_id IN
-           (SELECT id FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3 OFFSET $4)
+           (SELECT id FROM {FILES_OF} ORDER BY id DESC LIMIT $3 OFFSET $4)
          ORDER BY id"
     );
     dispatch!(db, |pool| {

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Backend, Db, Tx};
+use super::{Arg, Backend, Db, Tx};
 use crate::{dispatch, dispatch_tx};
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
@@ -342,36 +342,16 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error>
     })
 }
 
-/// A project's jobs, newest first, optionally of one status.
+/// One page of a project's jobs, newest first, optionally of one status, and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(
+pub async fn page(
     db: &Db,
     project_id: Uuid,
     status: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<JobRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2) ORDER BY id DESC LIMIT $3 OFFSET $4"
-    );
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(status)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
-}
-
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, project_id: Uuid, status: Option<&str>) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2)")
-            .bind(project_id)
-            .bind(status)
-            .fetch_one(pool)
-            .await
-    })
+) -> Result<(Vec<JobRow>, i64), sqlx::Error> {
+    let from_where = "jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2)";
+    let args = [Arg::Uuid(project_id), Arg::MaybeText(status)];
+    super::page(db, COLUMNS, from_where, "id DESC", &args, limit, offset).await
 }

@@ -25,9 +25,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Postgres, Sqlite};
+
+use uuid::Uuid;
 
 use crate::config::DbUrl;
 
@@ -90,6 +94,49 @@ impl Tx<'_> {
             Tx::Postgres(_) => Backend::Postgres,
         }
     }
+}
+
+/// A bind of a paginated list's filter: the types the lists filter on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Uuid(Uuid),
+    MaybeUuid(Option<Uuid>),
+    MaybeText(Option<&'a str>),
+}
+
+/// One page of a list and the number of rows its filter matches, what every paginated list
+/// answers: `SELECT COUNT(*) FROM {from_where}`, then
+/// `SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT .. OFFSET ..`. `args` bind `$1..`
+/// of `from_where`; the limit and offset take the next two placeholders.
+pub(crate) async fn page<T>(
+    db: &Db,
+    columns: &str,
+    from_where: &str,
+    order: &str,
+    args: &[Arg<'_>],
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<T>, i64), sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let count_sql = format!("SELECT COUNT(*) FROM {from_where}");
+    let n = args.len();
+    let list_sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
+    dispatch!(db, |pool| {
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        let mut list = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(list_sql));
+        for arg in args {
+            (count, list) = match *arg {
+                Arg::Uuid(v) => (count.bind(v), list.bind(v)),
+                Arg::MaybeUuid(v) => (count.bind(v), list.bind(v)),
+                Arg::MaybeText(v) => (count.bind(v), list.bind(v)),
+            };
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = list.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((rows, total))
+    })
 }
 
 /// Error texts are stored at most this long (a plugin's message can be as long as it likes).

@@ -371,8 +371,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<StoredFile>, i64)> {
-    let total = files::count(&state.db, project_id, kind).await?;
-    let rows = files::list(&state.db, project_id, kind, limit, offset).await?;
+    let (rows, total) = files::page(&state.db, project_id, kind, limit, offset).await?;
     let mut variants = files::variants_of_page(&state.db, project_id, kind, limit, offset).await?;
     let items = rows
         .into_iter()
