@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::Db;
+use super::{Arg, Db};
 use crate::dispatch;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,27 +55,11 @@ pub async fn find(db: &Db, project_id: Uuid, id: Uuid) -> Result<Option<ApiKeyRo
         .await)
 }
 
+/// One page of a project's keys, newest first, and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, project_id: Uuid, limit: i64, offset: i64) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE project_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
-}
-
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, project_id: Uuid) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM api_keys WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(pool)
-            .await
-    })
+pub async fn page(db: &Db, project_id: Uuid, limit: i64, offset: i64) -> Result<(Vec<ApiKeyRow>, i64), sqlx::Error> {
+    let from_where = "api_keys WHERE project_id = $1";
+    super::page(db, COLUMNS, from_where, "id DESC", &[Arg::Uuid(project_id)], limit, offset).await
 }
 
 #[tracing::instrument(skip(db))]

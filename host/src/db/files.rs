@@ -1,10 +1,11 @@
-//! The `files` and `variants` tables, and the quota-checked insert of an upload.
+//! The `files` and `variants` tables. An upload's rows are written by the files service in one
+//! [`Tx`]: [`usage_for_update`], [`insert`], [`insert_pending_variant`], then the job.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Db;
-use crate::dispatch;
+use super::{Arg, Db, Tx};
+use crate::{dispatch, dispatch_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FileRow {
@@ -61,23 +62,6 @@ pub struct NewVariant {
     pub format: String,
 }
 
-/// The limits an insert must respect (`None`: unlimited).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Limits {
-    pub max_total_bytes: Option<i64>,
-    pub max_files: Option<i64>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Inserted {
-    /// The rows were written; the `process_image` job's id when one was made.
-    Ok { job_id: Option<Uuid> },
-    /// A quota would be passed; nothing was written. The message says which.
-    QuotaExceeded(String),
-    /// The project was deleted meanwhile; nothing was written.
-    ProjectGone,
-}
-
 /// Bytes and files a project holds now.
 #[tracing::instrument(skip(db))]
 pub async fn usage(db: &Db, project_id: Uuid) -> Result<(i64, i64), sqlx::Error> {
@@ -91,110 +75,75 @@ pub async fn usage(db: &Db, project_id: Uuid) -> Result<(i64, i64), sqlx::Error>
     })
 }
 
-/// Writes the file row, its pending variant rows and (with `job`) its `process_image` job in one
-/// transaction, after checking the quotas under a lock on the project, so that concurrent
-/// uploads cannot together pass a quota that each alone respects.
+/// The bytes and files a live project holds, read under a lock on its row so that concurrent
+/// uploads cannot together pass a quota that each alone respects (SQLite: the write lock that
+/// [`Db::begin`] takes). `None` when the project is gone or deleted.
+#[tracing::instrument(skip(tx))]
+pub async fn usage_for_update(tx: &mut Tx<'_>, project_id: Uuid) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    if let Tx::Postgres(tx) = tx {
+        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE").bind(project_id).execute(&mut **tx).await?;
+    }
+    dispatch_tx!(tx, |conn| {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE project_id = $1), 0) AS BIGINT),
+                    (SELECT COUNT(*) FROM files WHERE project_id = $1)
+             FROM projects WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(project_id)
+        .fetch_optional(&mut *conn)
+        .await
+    })
+}
+
+/// Writes a file row, made at `now`.
 #[tracing::instrument(skip_all, fields(project = %file.project_id, file = %file.id))]
-pub async fn insert_checked(
-    db: &Db,
-    file: &NewFile<'_>,
-    variants: &[NewVariant],
-    limits: Limits,
-    job: bool,
-) -> Result<Inserted, sqlx::Error> {
-    let now = Utc::now();
-    let job_id = job.then(Uuid::now_v7);
-    let job_sql = format!(
-        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
-         VALUES ($1, $2, $3, 'process_image', 'pending', 0, $4, $4, {})",
-        super::jobs::fair_round(db, "$2")
-    );
-    // The same statements on both backends; only the way to take the lock differs.
-    macro_rules! write {
-        ($tx:ident) => {{
-            let live: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT CAST(COALESCE((SELECT SUM(size) FROM files WHERE project_id = $1), 0) AS BIGINT),
-                        (SELECT COUNT(*) FROM files WHERE project_id = $1)
-                 FROM projects WHERE id = $1 AND deleted_at IS NULL",
-            )
-            .bind(file.project_id)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let Some((bytes, files)) = live else { return Ok(Inserted::ProjectGone) };
-            if let Some(max) = limits.max_files
-                && files + 1 > max
-            {
-                return Ok(Inserted::QuotaExceeded(format!("the project holds {files} of at most {max} files")));
-            }
-            if let Some(max) = limits.max_total_bytes
-                && bytes + file.size > max
-            {
-                return Ok(Inserted::QuotaExceeded(format!(
-                    "storing {} more bytes would pass the project's limit of {max} bytes ({bytes} used)",
-                    file.size
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO files (id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
-            )
-            .bind(file.id)
-            .bind(file.project_id)
-            .bind(file.kind)
-            .bind(file.filename)
-            .bind(file.mime_type)
-            .bind(file.size)
-            .bind(file.sha256)
-            .bind(file.storage_key)
-            .bind(file.status)
-            .bind(file.width)
-            .bind(file.height)
-            .bind(now)
-            .execute(&mut *$tx)
-            .await?;
-            for v in variants {
-                sqlx::query(
-                    "INSERT INTO variants (id, file_id, name, storage_key, status, format, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
-                )
-                .bind(Uuid::now_v7())
-                .bind(file.id)
-                .bind(&v.name)
-                .bind(&v.storage_key)
-                .bind(&v.format)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-            }
-            if let Some(job_id) = job_id {
-                sqlx::query(sqlx::AssertSqlSafe(job_sql.clone()))
-                .bind(job_id)
-                .bind(file.project_id)
-                .bind(file.id)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-            }
-            $tx.commit().await?;
-            Ok(Inserted::Ok { job_id })
-        }};
-    }
-    match db {
-        // IMMEDIATE takes the write lock up front: two deferred transactions that both read and
-        // then write would deadlock into SQLITE_BUSY.
-        Db::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            write!(tx)
-        }
-        Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
-                .bind(file.project_id)
-                .execute(&mut *tx)
-                .await?;
-            write!(tx)
-        }
-    }
+pub async fn insert(tx: &mut Tx<'_>, file: &NewFile<'_>, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    dispatch_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO files (id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(file.id)
+        .bind(file.project_id)
+        .bind(file.kind)
+        .bind(file.filename)
+        .bind(file.mime_type)
+        .bind(file.size)
+        .bind(file.sha256)
+        .bind(file.storage_key)
+        .bind(file.status)
+        .bind(file.width)
+        .bind(file.height)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+    })
+}
+
+/// Adds a pending variant row of `file_id`, made at `now`: the one INSERT of a variant.
+#[tracing::instrument(skip(tx, variant))]
+pub async fn insert_pending_variant(
+    tx: &mut Tx<'_>,
+    file_id: Uuid,
+    variant: &NewVariant,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    dispatch_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO variants (id, file_id, name, storage_key, status, format, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(file_id)
+        .bind(&variant.name)
+        .bind(&variant.storage_key)
+        .bind(&variant.format)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+    })
 }
 
 #[tracing::instrument(skip(db))]
@@ -203,41 +152,23 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<FileRow>, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// A project's files, newest first, optionally of one kind.
+/// A project's files (optionally of one kind): binds project id, kind.
+const FILES_OF: &str = "files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2)";
+
+/// One page of a project's files, newest first, optionally of one kind, and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(
+pub async fn page(
     db: &Db,
     project_id: Uuid,
     kind: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<FileRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {FILE_COLUMNS} FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3 OFFSET $4"
-    );
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(kind)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
+) -> Result<(Vec<FileRow>, i64), sqlx::Error> {
+    let args = [Arg::Uuid(project_id), Arg::MaybeText(kind)];
+    super::page(db, FILE_COLUMNS, FILES_OF, "id DESC", &args, limit, offset).await
 }
 
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, project_id: Uuid, kind: Option<&str>) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2)")
-            .bind(project_id)
-            .bind(kind)
-            .fetch_one(pool)
-            .await
-    })
-}
-
-/// The variants of the files of one page of [`list`] (same filters), in one query.
+/// The variants of the files of one [`page`] (same filters), in one query.
 #[tracing::instrument(skip(db))]
 pub async fn variants_of_page(
     db: &Db,
@@ -248,7 +179,7 @@ pub async fn variants_of_page(
 ) -> Result<Vec<VariantRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {VARIANT_COLUMNS} FROM variants WHERE file_id IN
-           (SELECT id FROM files WHERE project_id = $1 AND ($2 IS NULL OR kind = $2) ORDER BY id DESC LIMIT $3 OFFSET $4)
+           (SELECT id FROM {FILES_OF} ORDER BY id DESC LIMIT $3 OFFSET $4)
          ORDER BY id"
     );
     dispatch!(db, |pool| {
@@ -407,25 +338,12 @@ pub async fn image_ids(db: &Db, project_id: Uuid) -> Result<Vec<Uuid>, sqlx::Err
     })
 }
 
-/// Adds a pending variant row (a variant the settings gained after the upload).
+/// Adds a pending variant row (a variant the settings gained after the upload), committed.
 #[tracing::instrument(skip(db, variant))]
 pub async fn insert_variant(db: &Db, file_id: Uuid, variant: &NewVariant) -> Result<(), sqlx::Error> {
-    let now = Utc::now();
-    dispatch!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO variants (id, file_id, name, storage_key, status, format, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $6)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(file_id)
-        .bind(&variant.name)
-        .bind(&variant.storage_key)
-        .bind(&variant.format)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ())
-    })
+    let mut tx = db.begin().await?;
+    insert_pending_variant(&mut tx, file_id, variant, Utc::now()).await?;
+    tx.commit().await
 }
 
 #[tracing::instrument(skip(db))]

@@ -12,8 +12,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Db;
-use crate::dispatch;
+use super::{Arg, Backend, Db, Tx};
+use crate::{dispatch, dispatch_tx};
 
 pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
 
@@ -34,10 +34,10 @@ const COLUMNS: &str = "id, project_id, file_id, kind, status, attempts, error, c
 
 /// The queue's clock, in epoch milliseconds, read from the database: every node compares times
 /// on one clock (a node whose own clock runs ahead must not take back live jobs).
-fn db_now(db: &Db) -> &'static str {
-    match db {
-        Db::Postgres(_) => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
-        Db::Sqlite(_) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+fn db_now(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+        Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
     }
 }
 
@@ -48,11 +48,11 @@ fn db_now(db: &Db) -> &'static str {
 /// newcomer's job joins the current round: it is claimed after at most one job of each other
 /// project, whatever their backlog. Each look-up is the first row of an index
 /// (`jobs_fair_claim`, `jobs_project_round`).
-pub(crate) fn fair_round(db: &Db, project: &str) -> String {
-    let now = db_now(db);
-    let greatest = match db {
-        Db::Postgres(_) => "GREATEST",
-        Db::Sqlite(_) => "MAX",
+fn fair_round(backend: Backend, project: &str) -> String {
+    let now = db_now(backend);
+    let greatest = match backend {
+        Backend::Postgres => "GREATEST",
+        Backend::Sqlite => "MAX",
     };
     format!(
         "{greatest}(
@@ -63,6 +63,36 @@ pub(crate) fn fair_round(db: &Db, project: &str) -> String {
     )
 }
 
+/// Enqueues a `pending` job in `tx`, in its fair round (see [`fair_round`]); its id. The one
+/// INSERT of a job made for a project or file: [`insert`] and the upload both come here.
+#[tracing::instrument(skip(tx))]
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    project_id: Option<Uuid>,
+    file_id: Option<Uuid>,
+    kind: &str,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let sql = format!(
+        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, {})",
+        fair_round(tx.kind(), "$2")
+    );
+    dispatch_tx!(tx, |conn| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(project_id)
+            .bind(file_id)
+            .bind(kind)
+            .bind(Utc::now())
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(id)
+}
+
+/// [`enqueue`] on its own, committed; the job as stored.
 #[tracing::instrument(skip(db))]
 pub async fn insert(
     db: &Db,
@@ -70,24 +100,9 @@ pub async fn insert(
     file_id: Option<Uuid>,
     kind: &str,
 ) -> Result<JobRow, sqlx::Error> {
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    let sql = format!(
-        "INSERT INTO jobs (id, project_id, file_id, kind, status, attempts, created_at, updated_at, fair_round)
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, {})",
-        fair_round(db, "$2")
-    );
-    dispatch!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(project_id)
-            .bind(file_id)
-            .bind(kind)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })?;
+    let mut tx = db.begin().await?;
+    let id = enqueue(&mut tx, project_id, file_id, kind).await?;
+    tx.commit().await?;
     find(db, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
@@ -125,7 +140,7 @@ pub async fn set_status(
 /// [`fair_round`]; a retried job keeps its round, so it goes first once its backoff is over).
 #[tracing::instrument(skip(db))]
 pub async fn claim(db: &Db, worker: &str) -> Result<Option<JobRow>, sqlx::Error> {
-    let now = db_now(db);
+    let now = db_now(db.kind());
     let lock = if matches!(db, Db::Postgres(_)) { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
         "UPDATE jobs SET status = 'processing', locked_by = $1, heartbeat = {now}, attempts = attempts + 1, updated_at = $2
@@ -144,7 +159,7 @@ pub async fn heartbeat(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Er
     dispatch!(db, |pool| {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET heartbeat = {} WHERE id = $1 AND status = 'processing' AND locked_by = $2",
-            db_now(db)
+            db_now(db.kind())
         )))
         .bind(id)
         .bind(worker)
@@ -166,7 +181,7 @@ pub const GAVE_UP_SILENT: &str = "gave up: the worker running this job stopped a
 /// touched.
 #[tracing::instrument(skip(db))]
 pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
-    let now = db_now(db);
+    let now = db_now(db.kind());
     let sql = format!(
         "UPDATE jobs SET
              status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
@@ -233,7 +248,7 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: 
     let sql = format!(
         "UPDATE jobs SET status = 'pending', error = $1, run_after = {} + $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
          WHERE id = $4 AND status = 'processing' AND locked_by = $5",
-        db_now(db)
+        db_now(db.kind())
     );
     dispatch!(db, |pool| {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -286,7 +301,7 @@ pub async fn schedule_cleanup(db: &Db, since: DateTime<Utc>) -> Result<bool, sql
         "INSERT INTO jobs (id, kind, status, attempts, created_at, updated_at, fair_round)
          SELECT $1, 'cleanup', 'pending', 0, $2, $2, {}
          WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE kind = 'cleanup' AND (created_at > $3 OR status IN ('pending', 'processing')))",
-        fair_round(db, "NULL")
+        fair_round(db.kind(), "NULL")
     );
     let inserted = dispatch!(db, |pool| {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -310,7 +325,7 @@ pub async fn queue_depth(db: &Db) -> Result<i64, sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND run_after <= {}",
-            db_now(db)
+            db_now(db.kind())
         )))
         .fetch_one(pool)
         .await
@@ -327,36 +342,16 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error>
     })
 }
 
-/// A project's jobs, newest first, optionally of one status.
+/// One page of a project's jobs, newest first, optionally of one status, and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(
+pub async fn page(
     db: &Db,
     project_id: Uuid,
     status: Option<&str>,
     limit: i64,
     offset: i64,
-) -> Result<Vec<JobRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2) ORDER BY id DESC LIMIT $3 OFFSET $4"
-    );
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(status)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
-}
-
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, project_id: Uuid, status: Option<&str>) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2)")
-            .bind(project_id)
-            .bind(status)
-            .fetch_one(pool)
-            .await
-    })
+) -> Result<(Vec<JobRow>, i64), sqlx::Error> {
+    let from_where = "jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2)";
+    let args = [Arg::Uuid(project_id), Arg::MaybeText(status)];
+    super::page(db, COLUMNS, from_where, "id DESC", &args, limit, offset).await
 }

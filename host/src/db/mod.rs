@@ -6,6 +6,10 @@
 //! `now()` or a sequence). Where a dialect differs, the function matches on [`Db`] and writes each.
 //! Each backend has its own, immutable migrations under `migrations/`.
 //!
+//! Writes that must go together take a [`Tx`] (from [`Db::begin`]) that the caller passes from
+//! one repository function to the next and commits; inside, [`dispatch_tx!`] runs one SQL text on
+//! either backend's connection, as [`dispatch!`] does on a pool.
+//!
 //! On SQLite, sqlx stores `DateTime<Utc>` as RFC 3339 text with a fixed `+00:00` offset and 0, 3,
 //! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
@@ -21,8 +25,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite};
+
+use uuid::Uuid;
 
 use crate::config::DbUrl;
 
@@ -36,6 +45,98 @@ macro_rules! dispatch {
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
+}
+
+/// Runs `$body` with `$conn` bound to the connection of whichever transaction `$tx` (a
+/// `&mut Tx`) holds: [`dispatch!`] for a transaction. Pass `&mut *$conn` to each query (a
+/// `&mut` handed to a generic executor moves rather than reborrows).
+#[macro_export]
+macro_rules! dispatch_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// Which dialect a [`Db`] or [`Tx`] speaks, for the few fragments that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A transaction on either backend, passed by `&mut` to the repository functions that must write
+/// together, then [`Tx::commit`]ted by whoever began it. Dropped without a commit, it rolls back.
+pub enum Tx<'a> {
+    Sqlite(sqlx::Transaction<'a, Sqlite>),
+    Postgres(sqlx::Transaction<'a, Postgres>),
+}
+
+impl Tx<'_> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub fn kind(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// A bind of a paginated list's filter: the types the lists filter on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Arg<'a> {
+    Uuid(Uuid),
+    MaybeUuid(Option<Uuid>),
+    MaybeText(Option<&'a str>),
+}
+
+/// One page of a list and the number of rows its filter matches, what every paginated list
+/// answers: `SELECT COUNT(*) FROM {from_where}`, then
+/// `SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT .. OFFSET ..`. `args` bind `$1..`
+/// of `from_where`; the limit and offset take the next two placeholders.
+pub(crate) async fn page<T>(
+    db: &Db,
+    columns: &str,
+    from_where: &str,
+    order: &str,
+    args: &[Arg<'_>],
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<T>, i64), sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+{
+    let count_sql = format!("SELECT COUNT(*) FROM {from_where}");
+    let n = args.len();
+    let list_sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT ${} OFFSET ${}", n + 1, n + 2);
+    dispatch!(db, |pool| {
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        let mut list = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(list_sql));
+        for arg in args {
+            (count, list) = match *arg {
+                Arg::Uuid(v) => (count.bind(v), list.bind(v)),
+                Arg::MaybeUuid(v) => (count.bind(v), list.bind(v)),
+                Arg::MaybeText(v) => (count.bind(v), list.bind(v)),
+            };
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = list.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((rows, total))
+    })
 }
 
 /// Error texts are stored at most this long (a plugin's message can be as long as it likes).
@@ -102,6 +203,23 @@ impl Db {
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
         }
         .context("database migration failed")
+    }
+
+    /// Begins a [`Tx`]. On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock up front: a
+    /// transaction is for writes that go together, and two deferred ones that both read and then
+    /// write would deadlock into SQLITE_BUSY.
+    pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
+        match self {
+            Db::Sqlite(pool) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
+        }
+    }
+
+    pub fn kind(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// `sqlite` or `postgres`.

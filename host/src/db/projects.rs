@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Db;
+use super::{Arg, Db};
 use crate::dispatch;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -55,21 +55,16 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProjectRow>, sqlx::Error> 
     dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// Live projects, newest first; only `owner`'s when given.
+/// One page of the live projects, newest first (only `owner`'s when given), and their number.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, owner: Option<Uuid>, limit: i64, offset: i64) -> Result<Vec<ProjectRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1)
-         ORDER BY id DESC LIMIT $2 OFFSET $3"
-    );
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await
-    })
+pub async fn page(
+    db: &Db,
+    owner: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ProjectRow>, i64), sqlx::Error> {
+    let from_where = "projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1)";
+    super::page(db, COLUMNS, from_where, "id DESC", &[Arg::MaybeUuid(owner)], limit, offset).await
 }
 
 /// Every live project (only `owner`'s when given), newest first.
@@ -79,18 +74,6 @@ pub async fn list_all(db: &Db, owner: Option<Uuid>) -> Result<Vec<ProjectRow>, s
         "SELECT {COLUMNS} FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1) ORDER BY id DESC"
     );
     dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(owner).fetch_all(pool).await)
-}
-
-#[tracing::instrument(skip(db))]
-pub async fn count(db: &Db, owner: Option<Uuid>) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM projects WHERE deleted_at IS NULL AND ($1 IS NULL OR owner_id = $1)",
-        )
-        .bind(owner)
-        .fetch_one(pool)
-        .await
-    })
 }
 
 /// Renames and/or replaces the settings of a live project. The slug never changes.

@@ -98,18 +98,11 @@ pub async fn find_by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Erro
     })
 }
 
-/// One page of users, oldest first (ids are UUIDv7, so id order is creation order).
+/// One page of users, oldest first (ids are UUIDv7, so id order is creation order), and their
+/// number.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<UserRow>, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, UserRow>(
-            "SELECT id, username, password_hash, role, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2",
-        )
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await
-    })
+pub async fn page(db: &Db, limit: i64, offset: i64) -> Result<(Vec<UserRow>, i64), sqlx::Error> {
+    super::page(db, "id, username, password_hash, role, created_at", "users", "id", &[], limit, offset).await
 }
 
 /// Deletes a user; their refresh tokens go with them (ON DELETE CASCADE). False when absent.

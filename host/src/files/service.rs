@@ -16,8 +16,8 @@ use super::probe::{self, Probe};
 use super::sniff::{self, SNIFF_LEN, Sniffed};
 use crate::AppState;
 use crate::auth::Caller;
-use crate::db::files::{self, FileRow, Inserted, Limits, NewFile, NewVariant, VariantRow};
-use crate::db::projects;
+use crate::db::files::{self, FileRow, NewFile, NewVariant, VariantRow};
+use crate::db::{jobs, projects};
 use crate::error::{Error, Result};
 use crate::projects::service::Project;
 use crate::storage::keys::{file_key, original_key, variant_key};
@@ -191,7 +191,7 @@ pub async fn upload(
         height: info.map(|i| i.height as i32),
     };
     let limits = Limits { max_total_bytes: quotas.max_total_bytes, max_files: quotas.max_files };
-    let inserted = files::insert_checked(&state.db, &new_file, &variants, limits, kind == Kind::Image).await;
+    let inserted = write_rows(state, &new_file, &variants, limits, kind == Kind::Image).await;
     let job_id = match inserted {
         Ok(Inserted::Ok { job_id }) => job_id,
         other => {
@@ -212,6 +212,63 @@ pub async fn upload(
     let file = files::find(&state.db, file_id).await?.ok_or_else(|| Error::not_found("file", file_id))?;
     let variants = files::variants_of(&state.db, file_id).await?;
     Ok(StoredFile { file, variants, job_id })
+}
+
+/// The limits an upload's rows must respect (`None`: unlimited).
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    max_total_bytes: Option<i64>,
+    max_files: Option<i64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Inserted {
+    /// The rows were written; the `process_image` job's id when one was made.
+    Ok { job_id: Option<Uuid> },
+    /// A quota would be passed; nothing was written. The message says which.
+    QuotaExceeded(String),
+    /// The project was deleted meanwhile; nothing was written.
+    ProjectGone,
+}
+
+/// Writes the file row, its pending variant rows and (with `job`) its `process_image` job in one
+/// transaction, after re-checking the quotas under a lock on the project (the checks before the
+/// streaming saw the project as it was then). A refusal writes nothing: the dropped `Tx` rolls back.
+async fn write_rows(
+    state: &AppState,
+    file: &NewFile<'_>,
+    variants: &[NewVariant],
+    limits: Limits,
+    job: bool,
+) -> std::result::Result<Inserted, sqlx::Error> {
+    let now = chrono::Utc::now();
+    let mut tx = state.db.begin().await?;
+    let Some((bytes, count)) = files::usage_for_update(&mut tx, file.project_id).await? else {
+        return Ok(Inserted::ProjectGone);
+    };
+    if let Some(max) = limits.max_files
+        && count + 1 > max
+    {
+        return Ok(Inserted::QuotaExceeded(format!("the project holds {count} of at most {max} files")));
+    }
+    if let Some(max) = limits.max_total_bytes
+        && bytes + file.size > max
+    {
+        return Ok(Inserted::QuotaExceeded(format!(
+            "storing {} more bytes would pass the project's limit of {max} bytes ({bytes} used)",
+            file.size
+        )));
+    }
+    files::insert(&mut tx, file, now).await?;
+    for v in variants {
+        files::insert_pending_variant(&mut tx, file.id, v, now).await?;
+    }
+    let job_id = match job {
+        true => Some(jobs::enqueue(&mut tx, Some(file.project_id), Some(file.id), "process_image").await?),
+        false => None,
+    };
+    tx.commit().await?;
+    Ok(Inserted::Ok { job_id })
 }
 
 /// Appends the next chunk of `body` to `head` (or notes the end).
@@ -314,8 +371,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<StoredFile>, i64)> {
-    let total = files::count(&state.db, project_id, kind).await?;
-    let rows = files::list(&state.db, project_id, kind, limit, offset).await?;
+    let (rows, total) = files::page(&state.db, project_id, kind, limit, offset).await?;
     let mut variants = files::variants_of_page(&state.db, project_id, kind, limit, offset).await?;
     let items = rows
         .into_iter()

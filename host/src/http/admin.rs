@@ -64,8 +64,7 @@ async fn admin_jobs(
     let owner = (!user.is_su()).then_some(user.id);
     let mut out = Vec::new();
     for project in projects::list_all(&state.db, owner).await? {
-        let total = jobs::count(&state.db, project.id, status).await?;
-        let rows = jobs::list(&state.db, project.id, status, page.limit(), page.offset()).await?;
+        let (rows, total) = jobs::page(&state.db, project.id, status, page.limit(), page.offset()).await?;
         out.push(ProjectJobs {
             project_id: project.id,
             project_name: project.name,

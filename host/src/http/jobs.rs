@@ -95,7 +95,6 @@ async fn list_jobs(
 ) -> AppResult<Json<Paginated<JobView>>> {
     let status = parse_status(query.status.as_deref())?;
     let page = Pagination::parse(query.page.as_deref(), query.per_page.as_deref())?;
-    let total = jobs::count(&state.db, key.project_id, status).await?;
-    let rows = jobs::list(&state.db, key.project_id, status, page.limit(), page.offset()).await?;
+    let (rows, total) = jobs::page(&state.db, key.project_id, status, page.limit(), page.offset()).await?;
     Ok(Json(page.wrap(rows.into_iter().map(JobView::from).collect(), total)))
 }

@@ -71,8 +71,7 @@ async fn list_users(
     _su: RequireSu,
     page: Pagination,
 ) -> AppResult<Json<Paginated<UserView>>> {
-    let total = users::count(&state.db).await?;
-    let rows = users::list(&state.db, page.limit(), page.offset()).await?;
+    let (rows, total) = users::page(&state.db, page.limit(), page.offset()).await?;
     Ok(Json(page.wrap(rows.into_iter().map(UserView::from).collect(), total)))
 }
 

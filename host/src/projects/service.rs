@@ -92,8 +92,7 @@ pub async fn get_by_key(state: &AppState, id: Uuid) -> Result<Project> {
 
 pub async fn list(state: &AppState, user: CurrentUser, limit: i64, offset: i64) -> Result<(Vec<Project>, i64)> {
     let owner = (!user.is_su()).then_some(user.id);
-    let total = projects::count(&state.db, owner).await?;
-    let rows = projects::list(&state.db, owner, limit, offset).await?;
+    let (rows, total) = projects::page(&state.db, owner, limit, offset).await?;
     Ok((rows.into_iter().map(Project::from_row).collect::<Result<_>>()?, total))
 }
 
@@ -170,7 +169,7 @@ pub async fn list_keys(
     offset: i64,
 ) -> Result<(Vec<ApiKeyRow>, i64)> {
     get(state, user, project_id).await?;
-    Ok((api_keys::list(&state.db, project_id, limit, offset).await?, api_keys::count(&state.db, project_id).await?))
+    Ok(api_keys::page(&state.db, project_id, limit, offset).await?)
 }
 
 pub async fn set_key_enabled(
