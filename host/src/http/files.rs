@@ -19,7 +19,8 @@ use super::pagination::{Paginated, Pagination};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::Error;
-use crate::files::service::{self, StoredFile};
+use crate::files::access;
+use crate::files::service::StoredFile;
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
 use crate::storage::{BlobKey, BlobStore};
@@ -171,8 +172,8 @@ async fn list_files(
             return Err(Error::validation("project_id", "required when authenticating with a user token").into());
         }
     };
-    service::check_project_access(&state, caller, project_id).await?;
-    let (items, total) = service::list(&state, project_id, kind, page.limit(), page.offset()).await?;
+    access::check_project_access(&state, caller, project_id).await?;
+    let (items, total) = access::list(&state, project_id, kind, page.limit(), page.offset()).await?;
     let store = state.store.as_ref();
     Ok(Json(page.wrap(items.into_iter().map(|f| FileView::new(f, store)).collect(), total)))
 }
@@ -184,7 +185,7 @@ async fn list_files(
     responses((status = 200, body = FileView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
 async fn get_file(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> AppResult<Json<FileView>> {
-    let stored = service::get(&state, caller, id).await?;
+    let stored = access::get(&state, caller, id).await?;
     Ok(Json(FileView::new(stored, state.store.as_ref())))
 }
 
@@ -215,7 +216,7 @@ async fn get_content(
     Query(q): Query<ContentQuery>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let key = service::content_key(&state, caller, id, q.variant.as_deref()).await?;
+    let key = access::content_key(&state, caller, id, q.variant.as_deref()).await?;
     if let Some(url) = state.store.presigned_get(&key, PRESIGN_TTL).await? {
         let mut response = StatusCode::FOUND.into_response();
         let location = HeaderValue::from_str(&url).map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
@@ -236,6 +237,6 @@ async fn get_content(
     )
 )]
 async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> AppResult<StatusCode> {
-    service::delete(&state, caller, id).await?;
+    access::delete(&state, caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

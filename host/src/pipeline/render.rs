@@ -205,9 +205,13 @@ async fn run_plugin(
     }
 }
 
-/// Rendering is CPU-bound: never on the async runtime's threads.
+/// Rendering is CPU-bound: never on the async runtime's threads. A panic of the host's own
+/// code is logged; tenants read a stable reason, not the panic's text.
 async fn off_runtime(render: impl FnOnce() -> RenderResults + Send + 'static) -> RenderResults {
-    tokio::task::spawn_blocking(render).await.unwrap_or_else(|e| Err(PluginFailure::Trap(format!("render task: {e}"))))
+    tokio::task::spawn_blocking(render).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the render task panicked");
+        Err(PluginFailure::Trap("the renderer crashed".into()))
+    })
 }
 
 fn to_spec(v: &VariantSpec) -> Spec {

@@ -177,7 +177,10 @@ pub async fn load(state: &AppState, engine: &Arc<PluginEngine>, name: &str) -> R
     let engine = Arc::clone(engine);
     tokio::task::spawn_blocking(move || engine.load(&wasm))
         .await
-        .map_err(|e| Unavailable::Permanent(format!("loading panicked: {e}")))?
+        .map_err(|e| {
+            tracing::error!(plugin = %name, error = %e, "loading a plugin panicked");
+            Unavailable::Permanent(format!("plugin {name:?} could not be loaded"))
+        })?
         .map_err(|e| {
             if e.is_transient() { Unavailable::Busy(e.to_string()) } else { Unavailable::Permanent(e.to_string()) }
         })
