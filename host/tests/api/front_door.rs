@@ -44,31 +44,27 @@ async fn clients_trickling_headers_are_cut_off_and_delay_nobody() {
     assert_eq!(open, 0, "{open} trickling connections were still open after {elapsed:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_wait_for_a_free_slot() {
-    let app = app_with(|c| c.server.max_connections = 3).await;
-    let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(app.addr).expect("connect")).collect();
+/// Holds 3 idle connections to `app`: a 4th request is not served until they are dropped.
+async fn three_held_connections_block_a_fourth(app: &TestApp) {
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(app.addr).expect("connect")).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let client = reqwest::Client::new();
-    let waiting = client.get(app.url("/healthz")).timeout(Duration::from_secs(1)).send().await;
-    assert!(waiting.is_err(), "a 4th connection was served while 3 were held: {waiting:?}");
-    drop(idle);
+    let blocked = client.get(app.url("/healthz")).timeout(Duration::from_secs(1)).send().await;
+    assert!(blocked.is_err(), "a 4th connection was served while 3 were held: {blocked:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let response = client.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await.expect("served");
     assert_eq!(response.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    three_held_connections_block_a_fourth(&app_with(|c| c.server.max_connections = 3).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_cannot_take_every_connection() {
-    let app = app_with(|c| c.server.max_connections_per_client = 3).await;
-    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(app.addr).expect("connect")).collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let client = reqwest::Client::new();
-    let refused = client.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await;
-    assert!(refused.is_err(), "a 4th connection of one client was served: {refused:?}");
-    drop(held);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let response = client.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await.expect("served");
-    assert_eq!(response.status(), 200);
+    three_held_connections_block_a_fourth(&app_with(|c| c.server.max_connections_per_client = 3).await).await;
 }
 
 /// A client that asks for a large blob and never reads it: its connection ends once the
