@@ -89,8 +89,10 @@ impl LoginThrottle {
         for key in [pair, address, user] {
             let times = map.entry(key).or_default();
             times.push_back(now);
-            // The username's signal needs the most entries of the three.
-            while times.len() > self.max_failures * UNDER_ATTACK_FACTOR {
+            // The username's signal needs the most entries of the three, and twice its threshold:
+            // kept at the threshold exactly, one success (which takes its attempt back) would
+            // switch the signal off mid-attack and hand every blocked pair its full allowance.
+            while times.len() > 2 * self.max_failures * UNDER_ATTACK_FACTOR {
                 times.pop_front();
             }
         }
@@ -187,6 +189,19 @@ mod tests {
         }
         assert!(throttle.begin("victim", ip("10.2.0.1")).is_ok(), "a clean address gets its first try");
         assert!(throttle.begin("victim", ip("10.2.0.1")).is_err(), "then a third of the allowance");
+    }
+
+    #[test]
+    fn the_owners_success_does_not_lift_an_attack_off_the_attackers() {
+        let throttle = LoginThrottle::new(3, Duration::from_secs(60));
+        for n in 0..40 {
+            let _ = throttle.begin("victim", ip(&format!("10.1.{}.{}", n / 200, n % 200 + 1)));
+        }
+        assert!(throttle.begin("victim", ip("10.9.9.9")).is_ok(), "the attacker's first try");
+        assert!(throttle.begin("victim", ip("10.9.9.9")).is_err(), "then blocked: a third of the allowance");
+        let owner = throttle.begin("victim", ip("10.8.8.8")).expect("the owner's own address");
+        throttle.succeeded("victim", ip("10.8.8.8"), owner);
+        assert!(throttle.begin("victim", ip("10.9.9.9")).is_err(), "still under attack: still blocked");
     }
 
     #[test]
