@@ -117,7 +117,7 @@ pub fn render(shared: &Shared) -> String {
     });
     out.push_str("# HELP mbk_jobs Jobs in the database, by status.\n");
     out.push_str("# TYPE mbk_jobs gauge\n");
-    for status in crate::db::jobs::STATUSES {
+    for status in crate::db::status::JobStatus::ALL.iter().map(|s| s.as_str()) {
         let n = shared.jobs_by_status.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         let _ = writeln!(out, "mbk_jobs{{status=\"{status}\"}} {n}");
     }

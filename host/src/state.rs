@@ -25,7 +25,8 @@ pub struct App {
     /// Counts failed logins per username and client address.
     pub throttle: LoginThrottle,
     /// Poked after a job is enqueued, so this process' idle workers look at once.
-    pub wake: tokio::sync::Notify,
+    /// Shared, so a queue can wait on it from a future of its own ([`crate::jobs::queue`]).
+    pub wake: Arc<tokio::sync::Notify>,
     /// The process' one plugin engine: it checks uploaded plugins, and a worker's renderer runs
     /// on it too ([`crate::pipeline::Renderer::for_app`]). Made on first use: API processes
     /// that never see a plugin upload never reserve its memory.
@@ -73,7 +74,7 @@ impl AppState {
             store,
             tokens,
             throttle,
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             plugin_engine: std::sync::Mutex::new(None),
         })))
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::status::{FileStatus, VariantStatus};
 use super::{Arg, Db, Tx};
 use crate::{dispatch, dispatch_tx};
 
@@ -17,7 +18,8 @@ pub struct FileRow {
     pub size: i64,
     pub sha256: String,
     pub storage_key: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: FileStatus,
     pub width: Option<i32>,
     pub height: Option<i32>,
     pub created_at: DateTime<Utc>,
@@ -30,7 +32,8 @@ pub struct VariantRow {
     pub file_id: Uuid,
     pub name: String,
     pub storage_key: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: VariantStatus,
     pub format: String,
     pub width: Option<i32>,
     pub height: Option<i32>,
@@ -51,7 +54,7 @@ pub struct NewFile<'a> {
     pub size: i64,
     pub sha256: &'a str,
     pub storage_key: &'a str,
-    pub status: &'a str,
+    pub status: FileStatus,
     pub width: Option<i32>,
     pub height: Option<i32>,
 }
@@ -111,7 +114,7 @@ pub async fn insert(tx: &mut Tx<'_>, file: &NewFile<'_>, now: DateTime<Utc>) -> 
         .bind(file.size)
         .bind(file.sha256)
         .bind(file.storage_key)
-        .bind(file.status)
+        .bind(file.status.as_str())
         .bind(file.width)
         .bind(file.height)
         .bind(now)
@@ -252,10 +255,10 @@ pub async fn mark_variant_failed(db: &Db, id: Uuid, error: &str) -> Result<(), s
 }
 
 #[tracing::instrument(skip(db))]
-pub async fn set_status(db: &Db, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
+pub async fn set_status(db: &Db, id: Uuid, status: FileStatus) -> Result<(), sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query("UPDATE files SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.as_str())
             .bind(Utc::now())
             .bind(id)
             .execute(pool)
@@ -305,11 +308,7 @@ pub async fn give_up(db: &Db, file_id: Uuid, reason: &str) -> Result<(), sqlx::E
 /// Variants per status over every project (for `GET /metrics`).
 #[tracing::instrument(skip(db))]
 pub async fn variants_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM variants GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await
-    })
+    super::count_by_status(db, "variants").await
 }
 
 /// Whether any file, variant or plugin row names `key`.

@@ -12,10 +12,18 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::status::JobStatus;
 use super::{Arg, Backend, Db, Tx};
 use crate::{dispatch, dispatch_tx};
 
-pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
+/// The `kind` column's values: one job type each in `crate::jobs` (its `BackgroundJob::KIND`).
+/// Kept as text in the row, so a kind a newer build enqueued still lists and decodes here.
+pub mod kinds {
+    pub const PROCESS_IMAGE: &str = "process_image";
+    pub const SYNC_FILE_VARIANTS: &str = "sync_file_variants";
+    pub const SYNC_PROJECT_VARIANTS: &str = "sync_project_variants";
+    pub const CLEANUP: &str = "cleanup";
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
@@ -23,7 +31,8 @@ pub struct JobRow {
     pub project_id: Option<Uuid>,
     pub file_id: Option<Uuid>,
     pub kind: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
     pub attempts: i32,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -118,13 +127,13 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
 pub async fn set_status(
     db: &Db,
     id: Uuid,
-    status: &str,
+    status: JobStatus,
     attempts: i32,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query("UPDATE jobs SET status = $1, attempts = $2, error = $3, updated_at = $4 WHERE id = $5")
-            .bind(status)
+            .bind(status.as_str())
             .bind(attempts)
             .bind(error)
             .bind(Utc::now())
@@ -218,48 +227,50 @@ pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<
 
 /// Whether a job of `kind` renders one file's variants (so giving up on it settles that file).
 pub fn renders_file(kind: &str) -> bool {
-    matches!(kind, "process_image" | "sync_file_variants")
+    kind == kinds::PROCESS_IMAGE || kind == kinds::SYNC_FILE_VARIANTS
 }
 
 /// Ends `worker`'s job: `completed` (error cleared) or `failed` with `error`. False when the
 /// worker no longer holds it (taken back, or its project deleted).
 #[tracing::instrument(skip(db, error))]
-pub async fn finish(db: &Db, id: Uuid, worker: &str, status: &str, error: Option<&str>) -> Result<bool, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query(
-            "UPDATE jobs SET status = $1, error = $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
-             WHERE id = $4 AND status = 'processing' AND locked_by = $5",
-        )
-        .bind(status)
-        .bind(error.map(super::clip))
-        .bind(Utc::now())
-        .bind(id)
-        .bind(worker)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
-    })
+pub async fn finish(db: &Db, id: Uuid, worker: &str, status: JobStatus, error: Option<&str>) -> Result<bool, sqlx::Error> {
+    let args = [Arg::MaybeText(Some(status.as_str())), Arg::MaybeText(error.map(super::clip))];
+    let_go(db, id, worker, "status = $4, error = $5", &args).await
 }
 
 /// Hands `worker`'s job back to the queue to run again in `delay_ms`, keeping the reason.
 /// False when the worker no longer holds it.
 #[tracing::instrument(skip(db, error))]
 pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: &str) -> Result<bool, sqlx::Error> {
+    let set = format!("status = 'pending', error = $4, run_after = {} + $5", db_now(db.kind()));
+    let_go(db, id, worker, &set, &[Arg::MaybeText(Some(super::clip(error))), Arg::Int(delay_ms)]).await
+}
+
+/// Hands back a job `worker` claimed but will not run (its worker is stopping): `pending` again,
+/// runnable at once, its attempt not counted. False when the worker no longer holds it.
+#[tracing::instrument(skip(db))]
+pub async fn release(db: &Db, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
+    let_go(db, id, worker, "status = 'pending', attempts = attempts - 1", &[]).await
+}
+
+/// The one way a worker lets go of its job: `set` (binding `$4`.. to `args`), unlocked, only
+/// while `worker` still holds it. True when it did.
+async fn let_go(db: &Db, id: Uuid, worker: &str, set: &str, args: &[Arg<'_>]) -> Result<bool, sqlx::Error> {
     let sql = format!(
-        "UPDATE jobs SET status = 'pending', error = $1, run_after = {} + $2, locked_by = NULL, heartbeat = NULL, updated_at = $3
-         WHERE id = $4 AND status = 'processing' AND locked_by = $5",
-        db_now(db.kind())
+        "UPDATE jobs SET {set}, locked_by = NULL, heartbeat = NULL, updated_at = $1
+         WHERE id = $2 AND status = 'processing' AND locked_by = $3"
     );
     dispatch!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(super::clip(error))
-            .bind(delay_ms)
-            .bind(Utc::now())
-            .bind(id)
-            .bind(worker)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected() == 1)
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(Utc::now()).bind(id).bind(worker);
+        for arg in args {
+            query = match *arg {
+                Arg::Uuid(v) => query.bind(v),
+                Arg::MaybeUuid(v) => query.bind(v),
+                Arg::MaybeText(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+            };
+        }
+        query.execute(pool).await.map(|r| r.rows_affected() == 1)
     })
 }
 
@@ -274,7 +285,7 @@ pub async fn enqueue_project_sync(db: &Db, project_id: Uuid) -> Result<JobRow, s
         if let Some(job) = waiting_project_sync(db, project_id).await? {
             return Ok(job);
         }
-        match insert(db, Some(project_id), None, "sync_project_variants").await {
+        match insert(db, Some(project_id), None, kinds::SYNC_PROJECT_VARIANTS).await {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() && rounds < 3 => rounds += 1,
             other => return other,
         }
@@ -335,11 +346,7 @@ pub async fn queue_depth(db: &Db) -> Result<i64, sqlx::Error> {
 /// Jobs per status over every project: the queue's depth and the workers' backlog.
 #[tracing::instrument(skip(db))]
 pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await
-    })
+    super::count_by_status(db, "jobs").await
 }
 
 /// One page of a project's jobs, newest first, optionally of one status, and their number.
@@ -347,11 +354,11 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error>
 pub async fn page(
     db: &Db,
     project_id: Uuid,
-    status: Option<&str>,
+    status: Option<JobStatus>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<JobRow>, i64), sqlx::Error> {
     let from_where = "jobs WHERE project_id = $1 AND ($2 IS NULL OR status = $2)";
-    let args = [Arg::Uuid(project_id), Arg::MaybeText(status)];
+    let args = [Arg::Uuid(project_id), Arg::MaybeText(status.map(JobStatus::as_str))];
     super::page(db, COLUMNS, from_where, "id DESC", &args, limit, offset).await
 }

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod plugins;
 pub mod projects;
 pub mod refresh_tokens;
+pub mod status;
 pub mod users;
 
 use std::str::FromStr;
@@ -96,12 +97,13 @@ impl Tx<'_> {
     }
 }
 
-/// A bind of a paginated list's filter: the types the lists filter on.
+/// A bind of a query whose SQL is put together (a paginated list's filter, a job's release).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
     Uuid(Uuid),
     MaybeUuid(Option<Uuid>),
     MaybeText(Option<&'a str>),
+    Int(i64),
 }
 
 /// One page of a list and the number of rows its filter matches, what every paginated list
@@ -131,12 +133,19 @@ where
                 Arg::Uuid(v) => (count.bind(v), list.bind(v)),
                 Arg::MaybeUuid(v) => (count.bind(v), list.bind(v)),
                 Arg::MaybeText(v) => (count.bind(v), list.bind(v)),
+                Arg::Int(v) => (count.bind(v), list.bind(v)),
             };
         }
         let total = count.fetch_one(pool).await?;
         let rows = list.bind(limit).bind(offset).fetch_all(pool).await?;
         Ok((rows, total))
     })
+}
+
+/// Rows of `table` (one of ours, never a caller's text) per status, for `GET /metrics`.
+pub(crate) async fn count_by_status(db: &Db, table: &'static str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = format!("SELECT status, COUNT(*) FROM {table} GROUP BY status ORDER BY status");
+    dispatch!(db, |pool| sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
 }
 
 /// Error texts are stored at most this long (a plugin's message can be as long as it likes).

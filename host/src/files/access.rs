@@ -8,6 +8,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::db::files::{self, FileRow};
 use crate::db::projects;
+use crate::db::status::VariantStatus;
 use crate::error::{Error, Result};
 use crate::storage::BlobKey;
 
@@ -70,7 +71,7 @@ pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Op
                 .into_iter()
                 .find(|v| v.name == name)
                 .ok_or_else(|| Error::NotFound(format!("file {id} has no variant {name:?}")))?;
-            if v.status != "ready" {
+            if v.status != VariantStatus::Ready {
                 return Err(Error::Conflict {
                     code: "variant_not_ready",
                     message: format!("variant {name:?} of file {id} is {}", v.status),

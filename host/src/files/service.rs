@@ -16,6 +16,7 @@ use super::probe::{self, Probe};
 use super::sniff::{self, SNIFF_LEN, Sniffed};
 use crate::AppState;
 use crate::db::files::{self, FileRow, NewFile, NewVariant, VariantRow};
+use crate::db::status::FileStatus;
 use crate::db::{jobs, projects};
 use crate::error::{Error, Result};
 use crate::projects::service::Project;
@@ -174,7 +175,7 @@ pub async fn upload(
             })
             .collect(),
     };
-    let status = if kind == Kind::Image && !variants.is_empty() { "processing" } else { "ready" };
+    let status = if kind == Kind::Image && !variants.is_empty() { FileStatus::Processing } else { FileStatus::Ready };
     let filename = sanitize_filename(filename, sniffed.ext);
     let new_file = NewFile {
         id: file_id,
@@ -263,7 +264,7 @@ async fn write_rows(
         files::insert_pending_variant(&mut tx, file.id, v, now).await?;
     }
     let job_id = match job {
-        true => Some(jobs::enqueue(&mut tx, Some(file.project_id), Some(file.id), "process_image").await?),
+        true => Some(jobs::enqueue(&mut tx, Some(file.project_id), Some(file.id), jobs::kinds::PROCESS_IMAGE).await?),
         false => None,
     };
     tx.commit().await?;

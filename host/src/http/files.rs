@@ -99,7 +99,7 @@ impl FileView {
             .map(|v| {
                 let view = VariantView {
                     url: url_of(store, &v.storage_key),
-                    status: v.status,
+                    status: v.status.to_string(),
                     format: v.format,
                     width: v.width,
                     height: v.height,
@@ -118,7 +118,7 @@ impl FileView {
             mime_type: f.mime_type,
             size: f.size,
             sha256: f.sha256,
-            status: f.status,
+            status: f.status.to_string(),
             width: f.width,
             height: f.height,
             variants,

@@ -14,6 +14,7 @@ use super::pagination::{Paginated, Pagination};
 use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::db::jobs::{self, JobRow};
+use crate::db::status::JobStatus;
 use crate::error::Error;
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
@@ -49,7 +50,7 @@ impl From<JobRow> for JobView {
             project_id: j.project_id,
             file_id: j.file_id,
             kind: j.kind,
-            status: j.status,
+            status: j.status.to_string(),
             attempts: j.attempts,
             error: j.error,
             created_at: j.created_at,
@@ -70,11 +71,12 @@ pub struct JobsQuery {
 }
 
 /// Parses `?status=` (absent: all); any other value is 400.
-pub fn parse_status(raw: Option<&str>) -> AppResult<Option<&'static str>> {
+pub fn parse_status(raw: Option<&str>) -> AppResult<Option<JobStatus>> {
     match raw {
         None => Ok(None),
-        Some(s) => jobs::STATUSES.iter().find(|known| **known == s).map(|known| Some(*known)).ok_or_else(|| {
-            Error::validation("status", format!("must be one of {}, got {s:?}", jobs::STATUSES.join(", "))).into()
+        Some(s) => JobStatus::parse(s).map(Some).ok_or_else(|| {
+            let known: Vec<_> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+            Error::validation("status", format!("must be one of {}, got {s:?}", known.join(", "))).into()
         }),
     }
 }

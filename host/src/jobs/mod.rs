@@ -1,12 +1,17 @@
-//! Background jobs, one file per kind, and the workers that run them ([`worker`]). Handlers are
-//! idempotent: running one twice yields the same blobs and rows.
+//! Background jobs: one type per kind ([`kind`], each kind's work in its own file), the apalis
+//! backend over our `jobs` table ([`queue`]), the stack each job runs through ([`record`]) and
+//! the workers ([`worker`]). Jobs are idempotent: running one twice yields the same blobs and rows.
 
 pub mod cleanup;
+pub mod kind;
 pub mod process_image;
+pub mod queue;
+pub mod record;
 pub mod sync_file_variants;
 pub mod sync_project_variants;
 pub mod worker;
 
+pub use kind::{BackgroundJob, Job, JobContext, Verdict};
 pub use worker::{Ran, Worker};
 
 use crate::{pipeline, storage};
@@ -24,6 +29,9 @@ pub enum Transient {
     /// Every plugin sandbox of this process was in use.
     #[error("{0}")]
     Busy(String),
+    /// The job panicked (the text is for the log).
+    #[error("the job panicked: {0}")]
+    Crashed(String),
 }
 
 impl Transient {
@@ -36,6 +44,7 @@ impl Transient {
             Transient::Database(_) => "database unavailable".into(),
             Transient::TimedOut(_) => self.to_string(),
             Transient::Busy(_) => "every plugin sandbox was busy".into(),
+            Transient::Crashed(_) => "the job crashed".into(),
         }
     }
 }

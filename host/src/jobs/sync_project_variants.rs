@@ -9,7 +9,7 @@ use crate::db::{files, jobs};
 pub async fn run(state: &AppState, project_id: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
     let mut made = Vec::new();
     for file_id in files::image_ids(&state.db, project_id).await? {
-        made.push(jobs::insert(&state.db, Some(project_id), Some(file_id), "sync_file_variants").await?.id);
+        made.push(jobs::insert(&state.db, Some(project_id), Some(file_id), jobs::kinds::SYNC_FILE_VARIANTS).await?.id);
     }
     Ok(made)
 }

@@ -1,27 +1,33 @@
-//! The workers: take jobs from the queue (our `jobs` table, see [`crate::db::jobs`]), run the
-//! handler of their kind, and record the end.
-//!
-//! One [`Worker`] per process holds `WORKER_CONCURRENCY` slots; each slot claims and runs one job
-//! at a time under its own id (`{process}/{slot}`), so that a slot that lost its job (taken back
-//! after a missed heartbeat) cannot record over the new owner. Beside the slots run the heartbeat
-//! (every quarter of the stale limit, for exactly the jobs being run), the reclaimer (stale
+//! The workers of one process: `WORKER_CONCURRENCY` apalis workers under one apalis `Monitor`,
+//! each over its own [`JobQueue`] (our `jobs` table, see [`crate::db::jobs`]) and named
+//! `{process}/{slot}`: the name a job is claimed and fenced under, so a slot that lost its job
+//! (taken back after a missed heartbeat) cannot record over the new owner. Each job runs on a
+//! task of its own (apalis' `parallelize`) through the stack of [`super::record`]: heartbeat,
+//! record, timeout, catch-panic, the job. Beside the workers run the reclaimer (stale
 //! `processing` jobs back to `pending`, or `failed` after every attempt; at start and then
-//! periodically) and the daily `cleanup` schedule. A job runs for at most `job_timeout`.
+//! periodically) and the daily `cleanup` schedule.
 //!
-//! Outcomes: a handler that finished records `completed`, or `failed` with the first reason when a
+//! Outcomes: a job that finished records `completed`, or `failed` with the first reason when a
 //! variant failed for good (undecodable image, plugin error: no retry). A transient failure (the
-//! store or the database did not answer) goes back to the queue with exponential backoff, and is
-//! `failed` after `max_attempts`. Handlers are idempotent, so a job run twice (its worker died
-//! after the work but before recording it) yields the same blobs and rows.
+//! store or the database did not answer, a timeout, a panic) goes back to the queue with
+//! exponential backoff, and is `failed` after `max_attempts`. Jobs are idempotent, so one run
+//! twice (its worker died after the work but before recording it) yields the same blobs and rows.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use apalis_core::monitor::Monitor;
+use apalis_core::task::Task;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
 use uuid::Uuid;
 
-use super::{Transient, cleanup, process_image, sync_file_variants, sync_project_variants};
+use super::kind::JobContext;
+use super::queue::{Claimed, JobQueue};
+use super::record::job_service;
 use crate::AppState;
 use crate::db::jobs::{self, JobRow};
 use crate::pipeline::Renderer;
@@ -53,24 +59,8 @@ impl Ran {
 /// The workers of one process.
 #[derive(Clone)]
 pub struct Worker {
-    state: AppState,
-    renderer: Arc<Renderer>,
+    ctx: Arc<JobContext>,
     process: String,
-    /// The jobs this process' slots are running now, with the slot id holding each: the
-    /// heartbeat keeps exactly these alive.
-    held: Arc<std::sync::Mutex<Vec<(Uuid, String)>>>,
-}
-
-/// Removes a job from the held list when its run ends, however it ends (a panic included).
-struct Held<'a> {
-    held: &'a std::sync::Mutex<Vec<(Uuid, String)>>,
-    id: Uuid,
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        crate::sync::lock(self.held).retain(|(id, _)| *id != self.id);
-    }
 }
 
 impl Worker {
@@ -78,7 +68,7 @@ impl Worker {
         let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
         let process =
             format!("{}:{}:{}", if host.is_empty() { "host" } else { &host }, std::process::id(), Uuid::now_v7());
-        Worker { state, renderer, process, held: Arc::default() }
+        Worker { ctx: Arc::new(JobContext { state, renderer }), process }
     }
 
     /// This process' worker id prefix (slots are `{id}/{n}`).
@@ -86,47 +76,28 @@ impl Worker {
         &self.process
     }
 
-    fn slot_id(&self, slot: usize) -> String {
-        format!("{}/{slot}", self.process)
+    fn state(&self) -> &AppState {
+        &self.ctx.state
     }
 
-    /// Claims one runnable job for `slot` and runs it. `None` when the queue has nothing to run.
+    /// Claims one runnable job for `slot` and runs it through the workers' own stack, here and
+    /// now (tests, and `mbk-host cleanup`). `None` when the queue has nothing to run.
     pub async fn run_next(&self, slot: usize) -> Result<Option<(JobRow, Ran)>, sqlx::Error> {
-        let me = self.slot_id(slot);
-        let Some(job) = jobs::claim(&self.state.db, &me).await? else { return Ok(None) };
-        crate::sync::lock(&self.held).push((job.id, me.clone()));
-        let _held = Held { held: &self.held, id: job.id };
-        let started = std::time::Instant::now();
-        // A handler that hangs (a store that never answers) must not hold its job forever.
-        let limit = self.state.config.jobs.job_timeout;
-        let result = match tokio::time::timeout(limit, self.execute(&job)).await {
-            Ok(result) => result,
-            Err(_) => Err(Transient::TimedOut(limit)),
-        };
-        // When recording fails (the database is away), the job is no longer kept alive: it is
-        // taken back after the stale limit and runs again.
-        // The detail of a transient failure goes to this log line only; the row keeps the
-        // reason a tenant may read.
-        let detail = result.as_ref().err().map(|e| format!(" ({e})")).unwrap_or_default();
-        let ran = self.record(&job, &me, result).await?;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        crate::metrics::job_run(&job.kind, ran.label());
-        let project = job.project_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        let (kind, id, attempt, res) = (&job.kind, job.id, job.attempts, ran.label());
-        match &ran {
-            Ran::Failed(why) | Ran::Retrying(why) => {
-                tracing::warn!(
-                    "Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why}{detail} | res={res}"
-                )
-            }
-            Ran::Completed | Ran::Lost => {
-                tracing::info!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms | res={res}")
-            }
+        let holder = format!("{}/{slot}", self.process);
+        let Some(row) = jobs::claim(&self.state().db, &holder).await? else { return Ok(None) };
+        let mut service = job_service(&self.ctx);
+        let task = Task::new(Claimed { row: row.clone(), holder });
+        let ran = service.ready().await.expect("the job stack is always ready").call(task).await;
+        match ran {
+            Ok(ran) => Ok(Some((row, ran))),
+            Err(e) => match e.downcast::<sqlx::Error>() {
+                Ok(e) => Err(*e),
+                Err(e) => Err(sqlx::Error::Protocol(e.to_string())),
+            },
         }
-        Ok(Some((job, ran)))
     }
 
-    /// Runs jobs until none is runnable now (tests, and `mbk-host cleanup`). Returns how many ran.
+    /// Runs jobs until none is runnable now. Returns how many ran.
     pub async fn drain(&self) -> Result<usize, sqlx::Error> {
         let mut ran = 0;
         while self.run_next(0).await?.is_some() {
@@ -135,136 +106,62 @@ impl Worker {
         Ok(ran)
     }
 
-    /// The handler of the job's kind. `Ok(Err(reason))`: failed for good.
-    async fn execute(&self, job: &JobRow) -> Result<Result<(), String>, Transient> {
-        let settled = process_image::verdict;
-        match job.kind.as_str() {
-            "process_image" => match job.file_id {
-                Some(file) => Ok(settled(process_image::run(&self.state, &self.renderer, file).await?)),
-                None => Ok(Ok(())), // the file was deleted: nothing to do
-            },
-            "sync_file_variants" => match job.file_id {
-                Some(file) => Ok(sync_file_variants::run(&self.state, &self.renderer, file)
-                    .await?
-                    .map_or(Ok(()), |synced| settled(synced.render))),
-                None => Ok(Ok(())),
-            },
-            "sync_project_variants" => match job.project_id {
-                Some(project) => {
-                    sync_project_variants::run(&self.state, project).await?;
-                    self.state.wake.notify_waiters();
-                    Ok(Ok(()))
-                }
-                None => Ok(Ok(())),
-            },
-            "cleanup" => cleanup::run(&self.state).await.map(|_| Ok(())),
-            other => Ok(Err(format!("unknown job kind {other:?}"))),
-        }
-    }
-
-    async fn record(
-        &self,
-        job: &JobRow,
-        me: &str,
-        result: Result<Result<(), String>, Transient>,
-    ) -> Result<Ran, sqlx::Error> {
-        let db = &self.state.db;
-        let settings = &self.state.config.jobs;
-        let (held, ran) = match result {
-            Ok(Ok(())) => (jobs::finish(db, job.id, me, "completed", None).await?, Ran::Completed),
-            Ok(Err(why)) => (jobs::finish(db, job.id, me, "failed", Some(&why)).await?, Ran::Failed(why)),
-            Err(transient) if job.attempts >= settings.max_attempts => {
-                let why = format!("gave up after {} attempts: {}", job.attempts, transient.public_reason());
-                let held = jobs::finish(db, job.id, me, "failed", Some(&why)).await?;
-                // Nothing may stay `processing`: what was not rendered fails with the reason.
-                if held && let Some(file) = job.file_id.filter(|_| jobs::renders_file(&job.kind)) {
-                    crate::db::files::give_up(db, file, &why).await?;
-                }
-                (held, Ran::Failed(why))
-            }
-            Err(transient) => {
-                let delay = settings.backoff(job.attempts);
-                let why = format!("{}; retrying in {delay:?}", transient.public_reason());
-                (jobs::retry_later(db, job.id, me, delay.as_millis() as i64, &why).await?, Ran::Retrying(why))
-            }
-        };
-        Ok(if held { ran } else { Ran::Lost })
-    }
-
-    /// Runs the slots, the heartbeat, the reclaimer and the cleanup schedule until `stop` is
-    /// cancelled; then lets the jobs in hand finish.
+    /// Runs the workers, the reclaimer and the cleanup schedule until `stop` is cancelled; then
+    /// lets the jobs in hand finish (a claim in flight hands its job back).
     pub async fn run(self, concurrency: usize, stop: CancellationToken) {
-        let settings = self.state.config.jobs.clone();
-        tracing::info!(worker = %self.process, concurrency, engine = ?self.renderer.engine(), "workers started");
-        let mut tasks = tokio::task::JoinSet::new();
-        for slot in 0..concurrency.max(1) {
-            let worker = self.clone();
-            let stop = stop.clone();
-            tasks.spawn(async move { worker.slot_loop(slot, stop).await });
-        }
-        // Background duties end with the slots.
+        let engine = self.ctx.renderer.engine();
+        tracing::info!(worker = %self.process, concurrency, engine = ?engine, "workers started");
         let duties = CancellationToken::new();
         let housekeeping = tokio::spawn({
-            let worker = self.clone();
-            let duties = duties.clone();
-            async move { worker.housekeeping(settings, duties).await }
+            let (state, duties) = (self.state().clone(), duties.clone());
+            async move { housekeeping(state, duties).await }
         });
-        while tasks.join_next().await.is_some() {}
+        let (ctx, process) = (Arc::clone(&self.ctx), self.process.clone());
+        let monitor = Monitor::new()
+            .register_n(concurrency.max(1), move |slot, _restarts| {
+                WorkerBuilder::new(format!("{process}/{slot}"))
+                    .backend(JobQueue::new(ctx.state.clone()))
+                    .parallelize(tokio::spawn)
+                    .build(job_service(&ctx))
+            })
+            // Our queue reports no error (it logs and retries itself); should a worker end with
+            // one all the same, it starts again rather than leaving its slot empty.
+            .should_restart(|worker, error| {
+                tracing::warn!(worker = worker.name(), error = %error, "Jobs | a worker stopped; starting it again");
+                true
+            });
+        if let Err(e) = monitor.run_with_signal(async move { stop.cancelled().await; Ok(()) }).await {
+            tracing::error!(error = %e, "Jobs | the workers ended with an error");
+        }
         duties.cancel();
         let _ = housekeeping.await;
         tracing::info!(worker = %self.process, "workers stopped");
     }
+}
 
-    async fn slot_loop(&self, slot: usize, stop: CancellationToken) {
-        let poll = self.state.config.jobs.poll_interval;
-        while !stop.is_cancelled() {
-            // Registered before looking, so an enqueue between the look and the wait is not missed.
-            let woken = self.state.wake.notified();
-            match self.run_next(slot).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "Jobs | cannot reach the queue; trying again"),
-            }
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = woken => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
-    }
-
-    async fn housekeeping(&self, settings: crate::config::JobSettings, stop: CancellationToken) {
-        let db = &self.state.db;
-        let stale_ms = settings.stale_after.as_millis() as i64;
-        let mut beat = tokio::time::interval(settings.heartbeat_every());
-        let mut reclaim = tokio::time::interval((settings.stale_after / 2).max(Duration::from_millis(200)));
-        let mut schedule = tokio::time::interval(Duration::from_secs(3600).min(settings.cleanup_every));
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                _ = beat.tick() => {
-                    let held = crate::sync::lock(&self.held).clone();
-                    for (id, slot) in held {
-                        if let Err(e) = jobs::heartbeat(db, id, &slot).await {
-                            tracing::warn!(error = %e, "Jobs | heartbeat failed");
-                        }
-                    }
+/// The reclaimer and the cleanup schedule: safe on every worker process at once.
+async fn housekeeping(state: AppState, stop: CancellationToken) {
+    let (db, settings) = (&state.db, &state.config.jobs);
+    let stale_ms = settings.stale_after.as_millis() as i64;
+    let mut reclaim = tokio::time::interval((settings.stale_after / 2).max(Duration::from_millis(200)));
+    let mut schedule = tokio::time::interval(Duration::from_secs(3600).min(settings.cleanup_every));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms, settings.max_attempts).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!("Jobs | reclaim | {n} job(s) of a silent worker taken back | res=pending");
+                    state.wake.notify_waiters();
                 }
-                _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms, settings.max_attempts).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::warn!("Jobs | reclaim | {n} job(s) of a silent worker taken back | res=pending");
-                        self.state.wake.notify_waiters();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "Jobs | reclaim failed"),
-                },
-                _ = schedule.tick() => {
-                    let since = Utc::now() - chrono::Duration::from_std(settings.cleanup_every).unwrap_or(chrono::Duration::MAX);
-                    match jobs::schedule_cleanup(db, since).await {
-                        Ok(true) => { tracing::info!("Jobs | cleanup scheduled"); self.state.wake.notify_waiters(); }
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "Jobs | cannot schedule the cleanup"),
-                    }
+                Err(e) => tracing::warn!(error = %e, "Jobs | reclaim failed"),
+            },
+            _ = schedule.tick() => {
+                let since = Utc::now() - chrono::Duration::from_std(settings.cleanup_every).unwrap_or(chrono::Duration::MAX);
+                match jobs::schedule_cleanup(db, since).await {
+                    Ok(true) => { tracing::info!("Jobs | cleanup scheduled"); state.wake.notify_waiters(); }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "Jobs | cannot schedule the cleanup"),
                 }
             }
         }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::Renderer;
 use crate::AppState;
 use crate::db::files::{self, FileRow, VariantRow};
+use crate::db::status::{FileStatus, VariantStatus};
 use crate::plugins::registry::{self, Unavailable};
 use crate::plugins::{PluginFailure, RenderResults, Spec};
 use crate::projects::VariantSpec;
@@ -70,7 +71,7 @@ pub async fn render_pending(
     project: &Project,
 ) -> Result<Outcome, Retry> {
     let pending: Vec<VariantRow> =
-        files::variants_of(&state.db, file.id).await?.into_iter().filter(|v| v.status != "ready").collect();
+        files::variants_of(&state.db, file.id).await?.into_iter().filter(|v| v.status != VariantStatus::Ready).collect();
     let mut tally = Tally::default();
     // Variants grouped by plugin (one call per plugin: decode once); variants whose settings
     // vanished fail alone.
@@ -109,7 +110,8 @@ pub async fn render_pending(
     }
 
     let all = files::variants_of(&state.db, file.id).await?;
-    let status = if !all.is_empty() && all.iter().all(|v| v.status == "failed") { "failed" } else { "ready" };
+    let all_failed = !all.is_empty() && all.iter().all(|v| v.status == VariantStatus::Failed);
+    let status = if all_failed { FileStatus::Failed } else { FileStatus::Ready };
     files::set_status(&state.db, file.id, status).await?;
     let Tally { rendered, failed, reason } = tally;
     Ok(Outcome::Settled { rendered, failed, reason })
@@ -118,7 +120,7 @@ pub async fn render_pending(
 /// Fails every variant of the file that is not `ready` with `why` (its project's settings cannot
 /// be read, so nothing can be rendered).
 pub async fn fail_pending(state: &AppState, file_id: Uuid, why: &str) -> Result<Outcome, Retry> {
-    let pending = files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != "ready").count();
+    let pending = files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != VariantStatus::Ready).count();
     if pending > 0 {
         files::give_up(&state.db, file_id, why).await?;
     }

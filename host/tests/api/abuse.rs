@@ -212,7 +212,8 @@ async fn project_key(
 }
 
 /// Uploads an image with `key`; the new file's id.
-async fn upload_image(client: &reqwest::Client, base: &str, key: &str, data: Vec<u8>) -> String {
+/// Uploads `data` as an image with `key`; the new file's id.
+pub(crate) async fn upload_image(client: &reqwest::Client, base: &str, key: &str, data: Vec<u8>) -> String {
     let (content_type, body) = crate::helpers::multipart_body("p.jpg", crate::helpers::chunks(data));
     let response = client
         .post(format!("{base}/upload/image"))

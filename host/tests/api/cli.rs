@@ -77,6 +77,17 @@ impl Drop for Running {
     }
 }
 
+/// `mbk-host serve` with zero configuration in `cwd`, on `port`, answering: the process and its
+/// base URL.
+pub(crate) async fn serve_on(cwd: &std::path::Path, port: u16) -> (Running, String) {
+    let mut cmd = bare(cwd);
+    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
+    let mut running = Running::start(cmd);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(&base, &mut running).await;
+    (running, base)
+}
+
 pub(crate) async fn wait_until_up(base: &str, running: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -97,11 +108,7 @@ pub(crate) async fn wait_until_up(base: &str, running: &mut Running) {
 async fn serve_starts_with_zero_configuration() {
     let cwd = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut cmd = bare(cwd.path());
-    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
-    let mut running = Running::start(cmd);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(&base, &mut running).await;
+    let (mut running, base) = serve_on(cwd.path(), port).await;
 
     let health: serde_json::Value =
         reqwest::get(format!("{base}/healthz")).await.expect("get").json().await.expect("json");
@@ -403,11 +410,7 @@ async fn a_1_gib_upload_keeps_the_server_memory_flat() {
     let cwd = tempfile::tempdir().expect("tempdir");
     assert!(superuser(cwd.path(), "root", "a long password").status.success());
     let port = free_port();
-    let mut cmd = bare(cwd.path());
-    cmd.arg("serve").env("BIND_ADDR", format!("127.0.0.1:{port}"));
-    let mut running = Running::start(cmd);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(&base, &mut running).await;
+    let (running, base) = serve_on(cwd.path(), port).await;
     // The workers load the standard component beside the API: measure the upload, not that.
     let log = running.wait_for_log("workers started");
     assert!(log.contains("workers started"), "{log}");

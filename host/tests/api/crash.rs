@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cli::{Running, bare, free_port, post, superuser_with, wait_until_up};
-use crate::helpers::{DbKind, PgTestDb, StoreKind, TEST_JWT_SECRET, chunks, fixture, multipart_body, test_config};
+use crate::helpers::{DbKind, PgTestDb, StoreKind, TEST_JWT_SECRET, fixture, test_config};
 
 const PASSWORD: &str = "crash-test-password";
 /// Small variants: the test is about the queue, not about rendering speed.
@@ -105,18 +105,8 @@ impl Cluster {
 
     async fn upload(&self, key: &str, n: usize) {
         let photo = fixture("photo.jpg");
-        for i in 0..n {
-            let (content_type, body) = multipart_body(&format!("p{i}.jpg"), chunks(photo.clone()));
-            let response = self
-                .client
-                .post(format!("{}/upload/image", self.base))
-                .header("x-api-key", key)
-                .header("content-type", content_type)
-                .body(body)
-                .send()
-                .await
-                .expect("upload");
-            assert_eq!(response.status(), 201, "upload {i}");
+        for _ in 0..n {
+            crate::abuse::upload_image(&self.client, &self.base, key, photo.clone()).await;
         }
     }
 

@@ -2,6 +2,7 @@
 //! and a project cannot pile up sync jobs. On both databases.
 
 use mbk_host::db::jobs;
+use mbk_host::db::status::JobStatus;
 use serde_json::{Value, json};
 
 use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
@@ -108,7 +109,7 @@ async fn one_sync_waits_per_project(db: DbKind) {
     let next = sync(&t).await;
     assert_ne!(next, first);
     assert_eq!(sync(&t).await, next);
-    assert!(jobs::finish(&app.state.db, running.id, "sync:1:w/0", "completed", None).await.expect("finish"));
+    assert!(jobs::finish(&app.state.db, running.id, "sync:1:w/0", JobStatus::Completed, None).await.expect("finish"));
     assert_eq!(drain(&app).await, 2, "the waiting sync of each project");
     let after = sync(&t).await;
     assert!(![first, next].contains(&after), "nothing waits any more: a new one");

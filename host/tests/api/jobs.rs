@@ -151,6 +151,7 @@ async fn an_undecodable_image_fails_its_variants(db: DbKind, store: StoreKind) {
 
 mod admin {
     use mbk_host::db::jobs;
+    use mbk_host::db::status::JobStatus;
     use mbk_host::db::users::Role;
     use serde_json::Value;
 
@@ -171,7 +172,7 @@ mod admin {
         }
         let failed =
             jobs::insert(&app.state.db, Some(pid(&ada_project)), None, "sync_project_variants").await.expect("job");
-        jobs::set_status(&app.state.db, failed.id, "failed", 3, Some("storage unreachable")).await.expect("update");
+        jobs::set_status(&app.state.db, failed.id, JobStatus::Failed, 3, Some("storage unreachable")).await.expect("update");
         jobs::insert(&app.state.db, Some(pid(&uma_project)), None, "process_image").await.expect("job");
 
         let all: Value = app.get_as("/admin/jobs", Some(&su)).await.json().await.expect("json");
@@ -348,7 +349,7 @@ mod corrupt_settings {
         let variants = mbk_host::db::files::variants_of(&app.state.db, file_id).await.expect("variants");
         assert!(!variants.is_empty());
         for v in &variants {
-            assert_eq!(v.status, "failed", "{v:?}");
+            assert_eq!(v.status.as_str(), "failed", "{v:?}");
             assert_eq!(v.error.as_deref(), Some(CORRUPT_SETTINGS), "{v:?}");
         }
     }

@@ -25,3 +25,4 @@ mod registry;
 mod sessions;
 mod storage;
 mod sweep;
+mod workers;

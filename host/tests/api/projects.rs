@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use mbk_host::db::jobs;
+use mbk_host::db::status::JobStatus;
 use mbk_host::db::users::Role;
 use mbk_host::storage::BlobKey;
 use serde_json::{Value, json};
@@ -325,7 +326,7 @@ async fn jobs_are_listed_per_key(db: DbKind) {
     for kind in ["process_image", "process_image", "sync_project_variants"] {
         made.push(jobs::insert(&app.state.db, Some(pid(&mine)), None, kind).await.expect("insert"));
     }
-    jobs::set_status(&app.state.db, made[0].id, "failed", 1, Some("undecodable image")).await.expect("update");
+    jobs::set_status(&app.state.db, made[0].id, JobStatus::Failed, 1, Some("undecodable image")).await.expect("update");
     jobs::insert(&app.state.db, Some(pid(&theirs)), None, "process_image").await.expect("insert");
     let (_, key) = app.create_key(&token, mine["id"].as_str().expect("id")).await;
 

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use mbk_host::db::jobs;
+use mbk_host::db::status::JobStatus;
 use mbk_host::jobs::{Ran, Worker};
 use serde_json::{Value, json};
 
@@ -166,7 +167,7 @@ async fn a_job_of_a_dead_worker_is_taken_back_and_its_owner_fenced_off(db: DbKin
     assert_eq!((&j["status"], &j["attempts"], &j["error"]), (&json!("completed"), &json!(2), &Value::Null), "{j}");
     assert_eq!(file(&app, &t.key, &uploaded["id"]).await["status"], "ready");
     // The dead worker, had it come back, can no longer record anything over it.
-    assert!(!jobs::finish(&app.state.db, claimed.id, ghost, "failed", Some("late")).await.expect("update"));
+    assert!(!jobs::finish(&app.state.db, claimed.id, ghost, JobStatus::Failed, Some("late")).await.expect("update"));
     assert!(!jobs::retry_later(&app.state.db, claimed.id, ghost, 0, "late").await.expect("update"));
     assert_eq!(job(&app, &t.key, &uploaded["job_id"]).await["status"], "completed");
     // Stopping lets the workers finish and return.
@@ -225,7 +226,7 @@ async fn permanent_deletion_cancels_the_projects_jobs(db: DbKind) {
         assert!(jobs::find(&app.state.db, id).await.expect("query").is_none(), "the job is gone with its project");
     }
     assert_eq!(drain(&app).await, 0, "nothing left to run");
-    assert!(!jobs::finish(&app.state.db, claimed.id, busy, "completed", None).await.expect("update"));
+    assert!(!jobs::finish(&app.state.db, claimed.id, busy, JobStatus::Completed, None).await.expect("update"));
     assert!(app.store().list(&t.prefix).await.expect("list").is_empty(), "no blob left behind");
 }
 
