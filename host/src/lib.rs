@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod author;
 pub mod config;
 pub mod db;
 pub mod error;

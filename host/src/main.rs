@@ -61,12 +61,34 @@ enum PluginCommand {
         /// The component (.wasm).
         file: std::path::PathBuf,
     },
+    /// Write a new plugin crate NAME (in the current folder, or --dir) on the SDK, with the
+    /// world's WIT, a wasm32-wasip2 build setup, a filter to start from, a test and a README.
+    New {
+        /// The plugin's name (a-z, 0-9, '-', '_'): the crate's and the one to register.
+        name: String,
+        /// Where to create the crate's folder.
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+        /// The `mbk-plugin-sdk` crate to depend on (default: this build's source tree).
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
+    },
+    /// Register FILE through the API (POST /plugins) on MBK_URL (default http://127.0.0.1:8080)
+    /// as the user of MBK_TOKEN, or log in at a prompt.
+    Push {
+        /// The component (.wasm).
+        file: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Plugin { command: PluginCommand::Validate { file } } = &cli.command {
-        return validate_plugin(file);
+    if let Command::Plugin { command } = &cli.command {
+        return plugin_command(command);
     }
     if let Command::Bench { photos, runs } = &cli.command {
         return match mbk_host::pipeline::bench::run(photos, (*runs).max(1)) {
@@ -218,6 +240,44 @@ async fn superuser(config: Config, username: &str, password_stdin: bool) -> anyh
             anyhow::bail!("user {username:?} already exists; nothing was created")
         }
         Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}
+
+/// `plugin validate | new | push`: what an author runs (no configuration, no database).
+fn plugin_command(command: &PluginCommand) -> ExitCode {
+    match command {
+        PluginCommand::Validate { file } => validate_plugin(file),
+        PluginCommand::New { name, dir, sdk } => {
+            let sdk = sdk.clone().unwrap_or_else(mbk_host::author::scaffold::default_sdk);
+            match mbk_host::author::scaffold::new_plugin(dir, name, &sdk) {
+                Ok(made) => {
+                    println!("created {}: see its README.md (cargo build --profile plugin, then validate and push)", made.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        PluginCommand::Push { file, name, version } => {
+            let pushed = std::fs::read(file).with_context(|| format!("cannot read {}", file.display())).and_then(|wasm| {
+                let url = std::env::var("MBK_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+                let token = std::env::var("MBK_TOKEN").ok().filter(|t| !t.is_empty());
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(mbk_host::author::push::push(mbk_host::author::push::Push {
+                    url: &url,
+                    token,
+                    wasm,
+                    name,
+                    version,
+                }))
+            });
+            match pushed {
+                Ok(plugin) => {
+                    println!("{}", serde_json::to_string_pretty(&plugin).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 

@@ -19,6 +19,30 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    /// The exposition lines of `name{labels,le=…}`; `labels` is empty or ends with a comma.
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", self.count);
+        let bare = labels.trim_end_matches(',');
+        let braces = if bare.is_empty() { String::new() } else { format!("{{{bare}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// (module, method, status, route template) -> requests. Every part comes from a bounded
@@ -27,6 +51,8 @@ struct Inner {
     latency: Histogram,
     /// (plugin, result) -> plugin calls.
     plugin_runs: BTreeMap<(String, &'static str), u64>,
+    /// plugin -> the wall time of its calls (names come from the registry: bounded).
+    plugin_seconds: BTreeMap<String, Histogram>,
     /// (kind, outcome) -> job runs.
     job_runs: BTreeMap<(String, &'static str), u64>,
 }
@@ -50,18 +76,18 @@ pub fn method_label(method: &str) -> &'static str {
 pub fn request(module: &'static str, route: &str, method: &str, status: u16, elapsed: Duration) {
     with(|m| {
         *m.requests.entry((module, method_label(method), status, route.to_owned())).or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            m.latency.buckets[i] += 1;
-        }
-        m.latency.count += 1;
-        m.latency.sum += secs;
+        m.latency.observe(elapsed.as_secs_f64());
     });
 }
 
 /// One plugin call (`result`: `ok`, `failed`, or `busy`: no sandbox was free, retried later).
 pub fn plugin_run(plugin: &str, result: &'static str) {
     with(|m| *m.plugin_runs.entry((plugin.to_owned(), result)).or_default() += 1);
+}
+
+/// The wall time of one plugin call.
+pub fn plugin_seconds(plugin: &str, secs: f64) {
+    with(|m| m.plugin_seconds.entry(plugin.to_owned()).or_default().observe(secs));
 }
 
 /// One job run by this process (`outcome`: `completed`, `failed`, `retrying`, `lost`).
@@ -96,18 +122,16 @@ pub fn render(shared: &Shared) -> String {
         }
         out.push_str("# HELP mbk_http_request_duration_seconds Time to answer an HTTP request.\n");
         out.push_str("# TYPE mbk_http_request_duration_seconds histogram\n");
-        let mut cumulative = 0;
-        for (bound, n) in BUCKETS.iter().zip(m.latency.buckets) {
-            cumulative += n;
-            let _ = writeln!(out, "mbk_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "mbk_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {}", m.latency.count);
-        let _ = writeln!(out, "mbk_http_request_duration_seconds_sum {}", m.latency.sum);
-        let _ = writeln!(out, "mbk_http_request_duration_seconds_count {}", m.latency.count);
+        m.latency.write(&mut out, "mbk_http_request_duration_seconds", "");
         out.push_str("# HELP mbk_plugin_runs_total Plugin calls made by this process.\n");
         out.push_str("# TYPE mbk_plugin_runs_total counter\n");
         for ((plugin, result), n) in &m.plugin_runs {
             let _ = writeln!(out, "mbk_plugin_runs_total{{plugin=\"{}\",result=\"{result}\"}} {n}", escape(plugin));
+        }
+        out.push_str("# HELP mbk_plugin_run_duration_seconds Wall time of the plugin calls of this process.\n");
+        out.push_str("# TYPE mbk_plugin_run_duration_seconds histogram\n");
+        for (plugin, histogram) in &m.plugin_seconds {
+            histogram.write(&mut out, "mbk_plugin_run_duration_seconds", &format!("plugin=\"{}\",", escape(plugin)));
         }
         out.push_str("# HELP mbk_job_runs_total Jobs run by this process, by outcome.\n");
         out.push_str("# TYPE mbk_job_runs_total counter\n");

@@ -40,10 +40,28 @@ pub struct VariantRow {
     pub size: Option<i64>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// What rendered it (migration 0007; NULL until rendered, and for variants rendered before).
+    pub plugin_id: Option<Uuid>,
+    pub plugin_name: Option<String>,
+    pub plugin_version: Option<String>,
+    /// The digest of what ran: the plugin's, or `native` for the builtin rendered natively.
+    pub plugin_sha256: Option<String>,
+    pub spec_hash: Option<String>,
+}
+
+/// What made a rendered variant: the plugin and the hash of the spec it was rendered to.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub plugin_id: Uuid,
+    pub plugin_name: String,
+    pub plugin_version: String,
+    pub sha256: String,
+    pub spec_hash: String,
 }
 
 const FILE_COLUMNS: &str = "id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at";
-const VARIANT_COLUMNS: &str = "id, file_id, name, storage_key, status, format, width, height, size, error, created_at";
+const VARIANT_COLUMNS: &str = "id, file_id, name, storage_key, status, format, width, height, size, error, created_at, \
+     plugin_id, plugin_name, plugin_version, plugin_sha256, spec_hash";
 
 pub struct NewFile<'a> {
     pub id: Uuid,
@@ -220,22 +238,41 @@ pub async fn mark_variant_ready(
     width: i32,
     height: i32,
     size: i64,
-    plugin_sha256: &str,
+    made_by: &Provenance,
 ) -> Result<bool, sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query(
-            "UPDATE variants SET status = 'ready', width = $1, height = $2, size = $3, plugin_sha256 = $4, error = NULL, updated_at = $5
+            "UPDATE variants SET status = 'ready', width = $1, height = $2, size = $3, plugin_sha256 = $4, error = NULL, updated_at = $5,
+                 plugin_id = $7, plugin_name = $8, plugin_version = $9, spec_hash = $10
              WHERE id = $6",
         )
         .bind(width)
         .bind(height)
         .bind(size)
-        .bind(plugin_sha256)
+        .bind(&made_by.sha256)
         .bind(Utc::now())
         .bind(id)
+        .bind(made_by.plugin_id)
+        .bind(&made_by.plugin_name)
+        .bind(&made_by.plugin_version)
+        .bind(&made_by.spec_hash)
         .execute(pool)
         .await
         .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// A ready variant to render again (its plugin or spec changed): `pending`; its blob stays
+/// until the new one replaces it.
+#[tracing::instrument(skip(db))]
+pub async fn mark_variant_pending(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("UPDATE variants SET status = 'pending', error = NULL, updated_at = $1 WHERE id = $2")
+            .bind(Utc::now())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })
 }
 

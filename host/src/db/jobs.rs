@@ -37,9 +37,11 @@ pub struct JobRow {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the job reports (JSON; a sync's counts), once it has run.
+    pub report: Option<String>,
 }
 
-const COLUMNS: &str = "id, project_id, file_id, kind, status, attempts, error, created_at, updated_at";
+const COLUMNS: &str = "id, project_id, file_id, kind, status, attempts, error, created_at, updated_at, report";
 
 /// The queue's clock, in epoch milliseconds, read from the database: every node compares times
 /// on one clock (a node whose own clock runs ahead must not take back live jobs).
@@ -244,6 +246,14 @@ pub async fn finish(db: &Db, id: Uuid, worker: &str, status: JobStatus, error: O
 pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: &str) -> Result<bool, sqlx::Error> {
     let set = format!("status = 'pending', error = $4, run_after = {} + $5", db_now(db.kind()));
     let_go(db, id, worker, &set, &[Arg::MaybeText(Some(super::clip(error))), Arg::Int(delay_ms)]).await
+}
+
+/// Stores what a job reports (JSON). Written by the job as it runs; idempotent like the job.
+#[tracing::instrument(skip(db))]
+pub async fn set_report(db: &Db, id: Uuid, report: &str) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("UPDATE jobs SET report = $1 WHERE id = $2").bind(report).bind(id).execute(pool).await.map(|_| ())
+    })
 }
 
 /// Hands back a job `worker` claimed but will not run (its worker is stopping): `pending` again,

@@ -16,6 +16,7 @@
 pub mod api_keys;
 pub mod files;
 pub mod jobs;
+pub mod plugin_runs;
 pub mod plugins;
 pub mod projects;
 pub mod refresh_tokens;

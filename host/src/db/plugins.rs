@@ -1,5 +1,7 @@
 //! The `plugins` table: the registry. The builtin `mbk-standard` has a row of its own (fixed id,
-//! refreshed at start-up) so that it lists, and is refused deletion, like any other.
+//! refreshed at start-up) so that it lists, and is refused deletion, like any other. A row's
+//! `owner_id` is the admin who registered it; NULL is global (the builtin, what a su registered).
+//! Names and versions are unique per owner (migration 0006).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -21,9 +23,11 @@ pub struct PluginRow {
     pub builtin: bool,
     pub storage_key: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The admin it belongs to; `None`: global.
+    pub owner_id: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, name, version, sha256, size, world, builtin, storage_key, created_at";
+const COLUMNS: &str = "id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id";
 
 pub struct NewPlugin<'a> {
     pub name: &'a str,
@@ -32,20 +36,8 @@ pub struct NewPlugin<'a> {
     pub size: i64,
     pub world: &'a str,
     pub storage_key: &'a str,
-}
-
-/// Whether any version of a plugin with this name is registered.
-#[tracing::instrument(skip(db))]
-pub async fn name_exists(db: &Db, name: &str) -> Result<bool, sqlx::Error> {
-    Ok(count_named(db, name).await? > 0)
-}
-
-/// How many versions of `name` are registered.
-#[tracing::instrument(skip(db))]
-pub async fn count_named(db: &Db, name: &str) -> Result<i64, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugins WHERE name = $1").bind(name).fetch_one(pool).await
-    })
+    /// `None`: global (a su registers).
+    pub owner_id: Option<Uuid>,
 }
 
 /// Writes (or refreshes) the builtin's row: its version and digest follow the running build.
@@ -70,12 +62,13 @@ pub async fn ensure_builtin(db: &Db, version: &str, sha256: &str, size: i64, wor
     })
 }
 
-/// Inserts a registered plugin; `None` when that name and version exist already.
+/// Inserts a registered plugin; `None` when its owner (or the global scope) has that name and
+/// version already.
 #[tracing::instrument(skip(db, plugin))]
 pub async fn insert(db: &Db, plugin: &NewPlugin<'_>) -> Result<Option<PluginRow>, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8) ON CONFLICT (name, version) DO NOTHING RETURNING {COLUMNS}"
+        "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id)
+         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     );
     dispatch!(db, |pool| {
         sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql))
@@ -87,16 +80,25 @@ pub async fn insert(db: &Db, plugin: &NewPlugin<'_>) -> Result<Option<PluginRow>
             .bind(plugin.world)
             .bind(plugin.storage_key)
             .bind(Utc::now())
+            .bind(plugin.owner_id)
             .fetch_optional(pool)
             .await
     })
 }
 
-/// Every plugin, the builtin first, then by name and newest version first.
+/// The plugins `owner` sees: the global ones and, with `Some`, theirs; with `all`, every one.
+/// The builtin first, then by name and newest version first.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db) -> Result<Vec<PluginRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM plugins ORDER BY builtin DESC, name, created_at DESC, id DESC");
-    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
+pub async fn list(db: &Db, owner: Option<Uuid>, all: bool) -> Result<Vec<PluginRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plugins WHERE $1 OR owner_id IS NULL OR owner_id = $2
+         ORDER BY builtin DESC, name, created_at DESC, id DESC"
+    );
+    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql))
+        .bind(all)
+        .bind(owner)
+        .fetch_all(pool)
+        .await)
 }
 
 #[tracing::instrument(skip(db))]
@@ -105,11 +107,21 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<PluginRow>, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// The version of `name` that renders: the most recently registered.
+/// The versions of `name` that projects of `owner` may name, newest first: the owner's own when
+/// they registered any (so nobody else's newer version can shadow them), else the global ones.
 #[tracing::instrument(skip(db))]
-pub async fn latest(db: &Db, name: &str) -> Result<Option<PluginRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM plugins WHERE name = $1 ORDER BY created_at DESC, id DESC LIMIT 1");
-    dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await)
+pub async fn versions_for(db: &Db, owner: Uuid, name: &str) -> Result<Vec<PluginRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plugins WHERE name = $1 AND (owner_id = $2 OR owner_id IS NULL)
+         ORDER BY owner_id IS NULL, created_at DESC, id DESC"
+    );
+    let rows: Vec<PluginRow> = dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .bind(owner)
+        .fetch_all(pool)
+        .await)?;
+    let scope = rows.first().and_then(|r| r.owner_id);
+    Ok(rows.into_iter().filter(|r| r.owner_id == scope).collect())
 }
 
 /// The first key of the advisory locks taken per plugin name ("mbk\x01").
@@ -126,13 +138,14 @@ pub enum Deleted {
 }
 
 /// Deletes registered plugin `id` (named `name`). With `keep_last`, only while another version
-/// of the name stays registered: the check and the delete are one step per name (a per-name
+/// of the name stays registered in its scope (its owner's, or the global one): the check and the delete are one step per name (a per-name
 /// advisory lock on PostgreSQL; SQLite runs one writer at a time), so two concurrent deletes of
 /// the last two versions cannot both pass.
 #[tracing::instrument(skip(db))]
 pub async fn delete(db: &Db, id: Uuid, name: &str, keep_last: bool) -> Result<Deleted, sqlx::Error> {
     const DELETE: &str = "DELETE FROM plugins WHERE id = $1 AND builtin = FALSE
-         AND (NOT $2 OR EXISTS (SELECT 1 FROM plugins o WHERE o.name = $3 AND o.id <> $1))";
+         AND (NOT $2 OR EXISTS (SELECT 1 FROM plugins o WHERE o.name = $3 AND o.id <> $1
+             AND o.owner_id IS NOT DISTINCT FROM (SELECT owner_id FROM plugins WHERE id = $1)))";
     let deleted = match db {
         Db::Sqlite(pool) => {
             sqlx::query(DELETE).bind(id).bind(keep_last).bind(name).execute(pool).await?.rows_affected() == 1

@@ -68,7 +68,7 @@ async fn admin_jobs(
         out.push(ProjectJobs {
             project_id: project.id,
             project_name: project.name,
-            jobs: page.wrap(rows.into_iter().map(JobView::from).collect(), total),
+            jobs: page.wrap(super::jobs::views(&state, rows).await?, total),
         });
     }
     Ok(Json(AdminJobs { projects: out }))

@@ -50,6 +50,20 @@ pub struct VariantView {
     /// Why rendering failed (`status: failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What rendered it, once rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<MadeBy>,
+}
+
+/// The plugin that rendered a variant: its name, version and the digest of what ran (`native`
+/// for the builtin rendered natively).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MadeBy {
+    #[schema(example = "mbk-standard")]
+    pub name: String,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,6 +119,10 @@ impl FileView {
                     height: v.height,
                     size: v.size,
                     error: v.error,
+                    plugin: match (v.plugin_name, v.plugin_version, v.plugin_sha256) {
+                        (Some(name), Some(version), Some(sha256)) => Some(MadeBy { name, version, sha256 }),
+                        _ => None,
+                    },
                 };
                 (v.name, view)
             })

@@ -14,6 +14,7 @@ use super::pagination::{Paginated, Pagination};
 use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::db::jobs::{self, JobRow};
+use crate::db::plugin_runs::{self, PluginRunRow};
 use crate::db::status::JobStatus;
 use crate::error::Error;
 use crate::http::error::AppResult;
@@ -41,6 +42,70 @@ pub struct JobView {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Sync jobs, once run: what the sync changes (the project's job: over all its images).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<SyncReport>,
+    /// The plugin calls this job made (jobs that rendered), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugin_runs: Vec<PluginRunView>,
+}
+
+/// One plugin call: what ran, for how many variants, its wall and CPU time and its peak linear
+/// memory (null when rendered natively). `fuel` is null: calls are not fuel-metered (it slows
+/// every guest instruction); `cpu_ms` is the CPU time of the thread that ran the call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginRunView {
+    #[schema(example = "mbk-standard")]
+    pub plugin: String,
+    pub version: String,
+    pub sha256: String,
+    pub variants: i32,
+    pub ms: i64,
+    pub cpu_ms: Option<i64>,
+    pub fuel: Option<i64>,
+    pub peak_memory_bytes: Option<i64>,
+}
+
+impl From<PluginRunRow> for PluginRunView {
+    fn from(r: PluginRunRow) -> Self {
+        PluginRunView {
+            plugin: r.plugin_name,
+            version: r.plugin_version,
+            sha256: r.sha256,
+            variants: r.variants,
+            ms: r.ms,
+            cpu_ms: r.cpu_ms,
+            fuel: None,
+            peak_memory_bytes: r.peak_memory_bytes,
+        }
+    }
+}
+
+/// The views of a page of jobs, each with its plugin runs (one query for the page).
+pub async fn views(state: &AppState, rows: Vec<JobRow>) -> AppResult<Vec<JobView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|j| j.id).collect();
+    let mut runs = plugin_runs::of_jobs(&state.db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let id = row.id;
+            let mut view = JobView::from(row);
+            let (mine, rest): (Vec<_>, Vec<_>) = runs.drain(..).partition(|r| r.job_id == Some(id));
+            runs = rest;
+            view.plugin_runs = mine.into_iter().map(PluginRunView::from).collect();
+            view
+        })
+        .collect())
+}
+
+/// A sync's counts: variants rendered again (their plugin or spec changed), added, removed,
+/// and left as they were.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SyncReport {
+    pub rerendered: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub unchanged: u64,
 }
 
 impl From<JobRow> for JobView {
@@ -55,6 +120,8 @@ impl From<JobRow> for JobView {
             error: j.error,
             created_at: j.created_at,
             updated_at: j.updated_at,
+            report: j.report.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            plugin_runs: Vec::new(),
         }
     }
 }
@@ -98,5 +165,5 @@ async fn list_jobs(
     let status = parse_status(query.status.as_deref())?;
     let page = Pagination::parse(query.page.as_deref(), query.per_page.as_deref())?;
     let (rows, total) = jobs::page(&state.db, key.project_id, status, page.limit(), page.offset()).await?;
-    Ok(Json(page.wrap(rows.into_iter().map(JobView::from).collect(), total)))
+    Ok(Json(page.wrap(views(&state, rows).await?, total)))
 }

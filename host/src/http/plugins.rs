@@ -1,4 +1,5 @@
-//! `GET /plugins` (anyone logged in), `POST /plugins` and `DELETE /plugins/{id}` (su or admin).
+//! `GET /plugins` and `GET /plugins/{id}` (anyone logged in, what they may use; su everything),
+//! `POST /plugins` and `DELETE /plugins/{id}` (su or admin; an admin's plugins are theirs).
 
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
@@ -27,7 +28,7 @@ use crate::plugins::registry::{self, MAX_PLUGIN_BYTES};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_plugins, upload_plugin))
-        .routes(routes!(delete_plugin))
+        .routes(routes!(get_plugin, delete_plugin))
         // The component plus the two text fields and the multipart framing.
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_BYTES + (64 << 10)))
 }
@@ -48,6 +49,12 @@ pub struct PluginView {
     pub world: String,
     /// `mbk-standard`, part of every build: cannot be deleted.
     pub builtin: bool,
+    /// The admin it belongs to; null for global plugins.
+    pub owner_id: Option<Uuid>,
+    /// `global` (builtin, or registered by a su: every project may use it) or `owner` (registered
+    /// by an admin: only that admin's projects may).
+    #[schema(example = "owner")]
+    pub visibility: &'static str,
     pub created_at: DateTime<Utc>,
 }
 
@@ -61,6 +68,8 @@ impl From<PluginRow> for PluginView {
             size: p.size,
             world: p.world,
             builtin: p.builtin,
+            visibility: if p.owner_id.is_some() { "owner" } else { "global" },
+            owner_id: p.owner_id,
             created_at: p.created_at,
         }
     }
@@ -83,8 +92,18 @@ pub struct PluginForm {
     get, path = "/plugins", tag = "plugins", security(("bearer" = [])),
     responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody))
 )]
-async fn list_plugins(State(state): State<AppState>, _user: CurrentUser) -> AppResult<Json<Vec<PluginView>>> {
-    Ok(Json(plugins::list(&state.db).await?.into_iter().map(PluginView::from).collect()))
+async fn list_plugins(State(state): State<AppState>, user: CurrentUser) -> AppResult<Json<Vec<PluginView>>> {
+    let rows = plugins::list(&state.db, Some(user.id), user.is_su()).await?;
+    Ok(Json(rows.into_iter().map(PluginView::from).collect()))
+}
+
+/// A plugin the caller may use (su: any).
+#[utoipa::path(
+    get, path = "/plugins/{id}", tag = "plugins", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = PluginView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_plugin(State(state): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> AppResult<Json<PluginView>> {
+    Ok(Json(registry::find(&state, &user, id).await?.into()))
 }
 
 /// Register a plugin: a component exporting the `mbk:plugin` world, checked (compiled, linked
@@ -97,7 +116,7 @@ async fn list_plugins(State(state): State<AppState>, _user: CurrentUser) -> AppR
         (status = 400, description = "A field is missing or malformed", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Not su or admin", body = ErrorBody),
-        (status = 409, description = "That name and version exist already", body = ErrorBody),
+        (status = 409, description = "The caller (an admin) or the global scope (a su) has that name and version already", body = ErrorBody),
         (status = 413, description = "Over 64 MiB", body = ErrorBody),
         (status = 422, description = "`invalid_plugin`: not a component, not the plugin world, or imports the host does not offer", body = ErrorBody),
         (status = 503, description = "`unavailable`: every plugin sandbox of this process is busy (retry), or the database or storage does not answer", body = ErrorBody),
@@ -116,13 +135,15 @@ async fn upload_plugin(
     // Refusals (a non-admin included) read on a little first: a client still sending would
     // otherwise never see them.
     let answer = match admin {
-        Ok(_) => receive(&state, &mut multipart).await.map(|row| (StatusCode::CREATED, Json(PluginView::from(row)))),
+        Ok(RequireAdmin(caller)) => {
+            receive(&state, &caller, &mut multipart).await.map(|row| (StatusCode::CREATED, Json(PluginView::from(row))))
+        }
         Err(e) => Err(e),
     };
     answer_or_refuse(&mut multipart, answer).await
 }
 
-async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<PluginRow> {
+async fn receive(state: &AppState, caller: &CurrentUser, multipart: &mut Multipart) -> AppResult<PluginRow> {
     let (mut file, mut name, mut version) = (None::<Bytes>, None::<String>, None::<String>);
     while let Some(mut field) = next_part(multipart.next_field()).await? {
         let field_name = field.name().unwrap_or_default().to_owned();
@@ -155,7 +176,7 @@ async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<Plugi
         .ok_or_else(|| Error::validation("file", "the multipart field `file` (the component) is required"))?;
     let name = name.ok_or_else(|| Error::validation("name", "the multipart field `name` is required"))?;
     let version = version.ok_or_else(|| Error::validation("version", "the multipart field `version` is required"))?;
-    Ok(registry::register(state, &name, &version, file).await?)
+    Ok(registry::register(state, caller, &name, &version, file).await?)
 }
 
 /// Delete a plugin (and its stored component, unless another version shares the bytes).
@@ -164,16 +185,16 @@ async fn receive(state: &AppState, multipart: &mut Multipart) -> AppResult<Plugi
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
-        (status = 403, description = "Not su or admin, or the builtin plugin", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 403, description = "Not su or admin, the builtin plugin, or a global plugin and not su", body = ErrorBody),
+        (status = 404, description = "No such plugin, or another admin's", body = ErrorBody),
         (status = 409, description = "The last version of a name a project's settings still use", body = ErrorBody),
     )
 )]
 async fn delete_plugin(
     State(state): State<AppState>,
-    RequireAdmin(_user): RequireAdmin,
+    RequireAdmin(caller): RequireAdmin,
     Path(id): Path<Uuid>,
 ) -> AppResult<StatusCode> {
-    registry::delete(&state, id).await?;
+    registry::delete(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

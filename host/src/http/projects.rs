@@ -1,5 +1,7 @@
 //! `/projects` and `/projects/{id}/keys`: owner or su. Others get 404, as if it did not exist.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -41,21 +43,40 @@ pub struct ProjectView {
     pub slug: String,
     pub owner_id: Uuid,
     pub settings: ProjectSettings,
+    /// What each variant's `plugin` resolves to now, by variant name.
+    pub resolved_plugins: BTreeMap<String, ResolvedPlugin>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<Project> for ProjectView {
-    fn from(p: Project) -> Self {
-        ProjectView {
+/// The registered plugin a variant renders with now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolvedPlugin {
+    pub id: Uuid,
+    #[schema(example = "sepia")]
+    pub name: String,
+    #[schema(example = "1.2.0")]
+    pub version: String,
+    pub sha256: String,
+}
+
+impl ProjectView {
+    async fn of(state: &AppState, p: Project) -> AppResult<ProjectView> {
+        let resolved = service::resolved_plugins(state, &p).await?;
+        let resolved_plugins = resolved
+            .into_iter()
+            .map(|(variant, r)| (variant, ResolvedPlugin { id: r.id, name: r.name, version: r.version, sha256: r.sha256 }))
+            .collect();
+        Ok(ProjectView {
             id: p.row.id,
             name: p.row.name,
             slug: p.row.slug,
             owner_id: p.row.owner_id,
             settings: p.settings,
+            resolved_plugins,
             created_at: p.row.created_at,
             updated_at: p.row.updated_at,
-        }
+        })
     }
 }
 
@@ -100,7 +121,7 @@ async fn create_project(
     Json(body): Json<CreateProject>,
 ) -> AppResult<(StatusCode, Json<ProjectView>)> {
     let project = service::create(&state, user, &body.name, body.settings).await?;
-    Ok((StatusCode::CREATED, Json(project.into())))
+    Ok((StatusCode::CREATED, Json(ProjectView::of(&state, project).await?)))
 }
 
 /// List projects, newest first: every project for su, one's own for others.
@@ -114,7 +135,11 @@ async fn list_projects(
     page: Pagination,
 ) -> AppResult<Json<Paginated<ProjectView>>> {
     let (items, total) = service::list(&state, user, page.limit(), page.offset()).await?;
-    Ok(Json(page.wrap(items.into_iter().map(ProjectView::from).collect(), total)))
+    let mut views = Vec::with_capacity(items.len());
+    for project in items {
+        views.push(ProjectView::of(&state, project).await?);
+    }
+    Ok(Json(page.wrap(views, total)))
 }
 
 /// Get a project.
@@ -128,7 +153,7 @@ async fn get_project(
     user: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<ProjectView>> {
-    Ok(Json(service::get(&state, user, id).await?.into()))
+    Ok(Json(ProjectView::of(&state, service::get(&state, user, id).await?).await?))
 }
 
 /// Rename a project and/or replace its settings. Existing images keep their variants until
@@ -147,7 +172,8 @@ async fn update_project(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateProject>,
 ) -> AppResult<Json<ProjectView>> {
-    Ok(Json(service::update(&state, user, id, body.name.as_deref(), body.settings).await?.into()))
+    let project = service::update(&state, user, id, body.name.as_deref(), body.settings).await?;
+    Ok(Json(ProjectView::of(&state, project).await?))
 }
 
 /// Delete a project: soft (hidden at once, keys disabled, purged after 30 days) or permanent.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Transient, cleanup, process_image, sync_file_variants, sync_project_variants};
 use crate::AppState;
-use crate::db::jobs::{JobRow, kinds};
+use crate::db::jobs::{self, JobRow, kinds};
 use crate::pipeline::Renderer;
 
 /// What every job may use.
@@ -42,8 +42,9 @@ impl BackgroundJob for ProcessImage {
     }
 }
 
-/// Make one image's variants match its project's settings now.
+/// Make one image's variants match its project's settings now; its report says what changed.
 pub struct SyncFileVariants {
+    pub job: Uuid,
     pub file: Uuid,
 }
 
@@ -52,12 +53,17 @@ impl BackgroundJob for SyncFileVariants {
 
     async fn run(self, ctx: &JobContext) -> Result<Verdict, Transient> {
         let synced = sync_file_variants::run(&ctx.state, &ctx.renderer, self.file).await?;
+        if let Some(synced) = &synced {
+            jobs::set_report(&ctx.state.db, self.job, &json(&synced.report)).await?;
+        }
         Ok(synced.map_or(Ok(()), |synced| process_image::verdict(synced.render)))
     }
 }
 
-/// Fan out one [`SyncFileVariants`] per image of a project.
+/// Fan out one [`SyncFileVariants`] per image of a project that the sync changes; its report
+/// sums what they will change.
 pub struct SyncProjectVariants {
+    pub job: Uuid,
     pub project: Uuid,
 }
 
@@ -65,7 +71,8 @@ impl BackgroundJob for SyncProjectVariants {
     const KIND: &'static str = kinds::SYNC_PROJECT_VARIANTS;
 
     async fn run(self, ctx: &JobContext) -> Result<Verdict, Transient> {
-        sync_project_variants::run(&ctx.state, self.project).await?;
+        let (_, report) = sync_project_variants::run(&ctx.state, self.project).await?;
+        jobs::set_report(&ctx.state.db, self.job, &json(&report)).await?;
         // The jobs just made are for this process' idle workers too.
         ctx.state.wake.notify_waiters();
         Ok(Ok(()))
@@ -97,10 +104,10 @@ impl Job {
     pub fn from_row(row: &JobRow) -> Result<Option<Job>, String> {
         let job = match row.kind.as_str() {
             ProcessImage::KIND => row.file_id.map(|file| Job::ProcessImage(ProcessImage { file })),
-            SyncFileVariants::KIND => row.file_id.map(|file| Job::SyncFileVariants(SyncFileVariants { file })),
-            SyncProjectVariants::KIND => {
-                row.project_id.map(|project| Job::SyncProjectVariants(SyncProjectVariants { project }))
-            }
+            SyncFileVariants::KIND => row.file_id.map(|file| Job::SyncFileVariants(SyncFileVariants { job: row.id, file })),
+            SyncProjectVariants::KIND => row
+                .project_id
+                .map(|project| Job::SyncProjectVariants(SyncProjectVariants { job: row.id, project })),
             Cleanup::KIND => Some(Job::Cleanup(Cleanup)),
             other => return Err(format!("unknown job kind {other:?}")),
         };
@@ -115,4 +122,9 @@ impl Job {
             Job::Cleanup(job) => job.run(ctx).await,
         }
     }
+}
+
+/// A report as stored in the job's row.
+fn json(report: &sync_file_variants::Report) -> String {
+    serde_json::to_string(report).unwrap_or_else(|_| "{}".into())
 }

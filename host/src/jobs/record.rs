@@ -73,14 +73,16 @@ impl Service<Task<Claimed>> for RunJob {
 
     fn call(&mut self, task: Task<Claimed>) -> Self::Future {
         let ctx = Arc::clone(&self.ctx);
-        async move {
+        let id = task.args.row.id;
+        let run = async move {
             match Job::from_row(&task.args.row) {
                 Ok(Some(job)) => job.run(&ctx).await,
                 Ok(None) => Ok(Ok(())), // its file or project was deleted: nothing to do
                 Err(unknown) => Ok(Err(unknown)),
             }
-        }
-        .boxed()
+        };
+        // The plugin calls it makes are counted as this job's.
+        crate::pipeline::metering::JOB.scope(id, run).boxed()
     }
 }
 

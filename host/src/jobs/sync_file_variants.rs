@@ -1,21 +1,50 @@
 //! `sync_file_variants`: make one image's variants match its project's settings now. Variants
 //! the settings no longer name (or name with another format) lose their blob, then their row;
-//! variants the settings gained get a pending row; then the pipeline renders what is not ready
-//! (the same entry point as `process_image`). Idempotent like every job.
+//! variants the settings gained get a pending row; ready variants whose plugin (by digest) or
+//! spec (by hash) differs from what made them go back to pending; the rest are left alone. Then
+//! the pipeline renders what is not ready (the same entry point as `process_image`). Idempotent
+//! like every job.
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::Transient;
 use super::process_image::{self, Outcome};
 use crate::AppState;
-use crate::db::files::{self, NewVariant};
+use crate::db::files::{self, FileRow, NewVariant, VariantRow};
 use crate::db::projects;
-use crate::pipeline::{self, Renderer};
+use crate::db::status::VariantStatus;
+use crate::pipeline::{self, Renderer, provenance};
+use crate::plugins::registry;
+use crate::projects::VariantSpec;
 use crate::projects::service::Project;
 use crate::storage::BlobKey;
 use crate::storage::keys::variant_key;
+
+/// What a sync changes (or changed) of one file, or of a project's files summed: the job's
+/// `report`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub rerendered: usize,
+    pub added: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+impl Report {
+    pub fn changes_anything(&self) -> bool {
+        self.rerendered + self.added + self.removed > 0
+    }
+
+    pub fn add(&mut self, other: Report) {
+        self.rerendered += other.rerendered;
+        self.added += other.added;
+        self.removed += other.removed;
+        self.unchanged += other.unchanged;
+    }
+}
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +52,45 @@ pub struct Synced {
     pub removed: usize,
     pub added: usize,
     pub render: Outcome,
+    pub report: Report,
+}
+
+/// What a sync of `file` against `project` would do, found without changing anything.
+pub struct Plan<'a> {
+    remove: Vec<VariantRow>,
+    add: Vec<&'a VariantSpec>,
+    rerender: Vec<VariantRow>,
+    pub report: Report,
+}
+
+pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) -> Result<Plan<'a>, sqlx::Error> {
+    let wanted = &project.settings.variants;
+    let existing = files::variants_of(&state.db, file.id).await?;
+    let same = |v: &VariantRow, s: &VariantSpec| s.name.as_str() == v.name && s.format.as_str() == v.format;
+    let mut plan = Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), report: Report::default() };
+    for v in existing.iter() {
+        let Some(spec) = wanted.iter().find(|s| same(v, s)) else {
+            plan.remove.push(v.clone());
+            continue;
+        };
+        if v.status != VariantStatus::Ready {
+            continue; // rendered by this sync anyway, as by the upload's job
+        }
+        let current = match registry::resolve(&state.db, project.row.owner_id, &spec.plugin).await? {
+            Ok(plugin) => provenance::is_current(v, &plugin, &pipeline::to_spec(spec)),
+            Err(_) => true, // nothing to render it with now: keep what is there
+        };
+        if current {
+            plan.report.unchanged += 1;
+        } else {
+            plan.rerender.push(v.clone());
+        }
+    }
+    plan.add = wanted.iter().filter(|s| !existing.iter().any(|v| same(v, s))).collect();
+    plan.report.removed = plan.remove.len();
+    plan.report.added = plan.add.len();
+    plan.report.rerendered = plan.rerender.len();
+    Ok(plan)
 }
 
 pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> Result<Option<Synced>, Transient> {
@@ -33,37 +101,28 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
         // Nothing to sync against: the render fails the pending variants with the reason.
         Err(_) => {
             let render = process_image::render(state, renderer, &file, row).await?;
-            return Ok(Some(Synced { removed: 0, added: 0, render }));
+            return Ok(Some(Synced { removed: 0, added: 0, render, report: Report::default() }));
         }
     };
-    let wanted = &project.settings.variants;
-
-    let mut removed = 0;
-    let existing = files::variants_of(&state.db, file_id).await?;
-    for v in &existing {
-        let still = wanted.iter().any(|s| s.name.as_str() == v.name && s.format.as_str() == v.format);
-        if !still {
-            // Blob first: a row without a blob is retried, a blob without a row would be an orphan.
-            state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;
-            files::delete_variant(&state.db, v.id).await?;
-            removed += 1;
-        }
+    let plan = plan(state, &file, &project).await?;
+    for v in &plan.remove {
+        // Blob first: a row without a blob is retried, a blob without a row would be an orphan.
+        state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;
+        files::delete_variant(&state.db, v.id).await?;
     }
-    let mut added = 0;
-    for spec in wanted {
-        let present = existing.iter().any(|v| v.name == spec.name.as_str() && v.format == spec.format.as_str());
-        if !present {
-            let key =
-                variant_key(&project.row.slug, project.row.id, spec.name.as_str(), file_id, spec.format.extension());
-            let variant = NewVariant {
-                name: spec.name.as_str().to_owned(),
-                storage_key: key.to_string(),
-                format: spec.format.as_str().to_owned(),
-            };
-            files::insert_variant(&state.db, file_id, &variant).await?;
-            added += 1;
-        }
+    for spec in &plan.add {
+        let key = variant_key(&project.row.slug, project.row.id, spec.name.as_str(), file_id, spec.format.extension());
+        let variant = NewVariant {
+            name: spec.name.as_str().to_owned(),
+            storage_key: key.to_string(),
+            format: spec.format.as_str().to_owned(),
+        };
+        files::insert_variant(&state.db, file_id, &variant).await?;
+    }
+    for v in &plan.rerender {
+        files::mark_variant_pending(&state.db, v.id).await?;
     }
     let render = pipeline::render_pending(state, renderer, &file, &project).await?;
-    Ok(Some(Synced { removed, added, render }))
+    let report = plan.report;
+    Ok(Some(Synced { removed: report.removed, added: report.added, render, report }))
 }

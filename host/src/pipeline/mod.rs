@@ -6,9 +6,11 @@
 //! failure.
 
 pub mod bench;
+pub mod metering;
+pub mod provenance;
 mod render;
 
-pub use render::{Outcome, Retry, fail_pending, render_pending};
+pub use render::{Outcome, Retry, fail_pending, render_pending, to_spec};
 
 use std::sync::Arc;
 
@@ -82,18 +84,36 @@ impl Renderer {
 
     /// Renders with the standard plugin. CPU-bound: call from a blocking thread.
     pub fn render_standard(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        let (name, results) = match &self.standard {
-            Some(component) => ("mbk-standard", self.plugins.render(component, input, max_pixels, specs)),
+        self.render_standard_metered(input, max_pixels, specs).0
+    }
+
+    /// [`Renderer::render_standard`], and the call's peak linear memory (in the sandbox).
+    pub fn render_standard_metered(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> (RenderResults, Option<u64>) {
+        let (name, (results, peak)) = match &self.standard {
+            Some(component) => ("mbk-standard", self.plugins.render_metered(component, input, max_pixels, specs)),
             None => {
-                ("mbk-standard (native)", mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render))
+                let results = mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render);
+                ("mbk-standard (native)", (results, None))
             }
         };
-        counted(name, results).map(|results| checked(specs, results))
+        (counted(name, results).map(|results| checked(specs, results)), peak)
     }
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
     pub fn render_with(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        counted(&plugin.name, self.plugins.render(plugin, input, max_pixels, specs)).map(|r| checked(specs, r))
+        self.render_with_metered(plugin, input, max_pixels, specs).0
+    }
+
+    /// [`Renderer::render_with`], and the call's peak linear memory.
+    pub fn render_with_metered(
+        &self,
+        plugin: &CompiledPlugin,
+        input: &[u8],
+        max_pixels: u64,
+        specs: &[Spec],
+    ) -> (RenderResults, Option<u64>) {
+        let (results, peak) = self.plugins.render_metered(plugin, input, max_pixels, specs);
+        (counted(&plugin.name, results).map(|r| checked(specs, r)), peak)
     }
 }
 

@@ -16,13 +16,16 @@ use uuid::Uuid;
 
 use super::Renderer;
 use crate::AppState;
-use crate::db::files::{self, FileRow, VariantRow};
+use super::metering::{self, Meter};
+use super::provenance;
+use crate::db::plugin_runs::{self, NewPluginRun};
+use crate::db::files::{self, FileRow, Provenance, VariantRow};
+use crate::db::plugins::PluginRow;
 use crate::db::status::{FileStatus, VariantStatus};
 use crate::plugins::registry::{self, Unavailable};
 use crate::plugins::{PluginFailure, RenderResults, Spec};
 use crate::projects::VariantSpec;
 use crate::projects::service::Project;
-use crate::projects::settings::STANDARD_PLUGIN;
 use crate::storage::{self, BlobKey};
 
 /// What a render did.
@@ -91,7 +94,8 @@ pub async fn render_pending(
         match state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await {
             Ok(original) => {
                 for (plugin, work) in groups {
-                    if let Some(outcome) = render_group(state, renderer, &plugin, &original, &work, &mut tally).await? {
+                    let group = Group { project, plugin: &plugin, work: &work };
+                    if let Some(outcome) = render_group(state, renderer, group, &original, &mut tally).await? {
                         return Ok(outcome);
                     }
                 }
@@ -127,18 +131,35 @@ pub async fn fail_pending(state: &AppState, file_id: Uuid, why: &str) -> Result<
     Ok(Outcome::Settled { rendered: 0, failed: pending, reason: Some(why.into()) })
 }
 
+/// The variants of a file of `project` that one plugin reference renders.
+struct Group<'a> {
+    project: &'a Project,
+    plugin: &'a str,
+    work: &'a [(VariantRow, Spec)],
+}
+
 /// Renders one plugin's group and records each variant. `Some(Gone)` when the file was deleted
 /// while rendering.
 async fn render_group(
     state: &AppState,
     renderer: &Arc<Renderer>,
-    plugin: &str,
+    group: Group<'_>,
     original: &Bytes,
-    work: &[(VariantRow, Spec)],
     tally: &mut Tally,
 ) -> Result<Option<Outcome>, Retry> {
-    let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
-    let (results, digest) = run_plugin(state, renderer, plugin, original.clone(), specs).await?;
+    let Group { project, plugin, work } = group;
+    let budget = project.settings.quotas.max_render_seconds_per_day;
+    let results = match metering::over_budget(&state.db, project.row.id, budget).await? {
+        Some(why) => Err(PluginFailure::Invalid(why)),
+        None => Ok(()),
+    };
+    let (results, made_by) = match results {
+        Ok(()) => {
+            let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
+            run_plugin(state, renderer, (project, plugin), original.clone(), specs).await?
+        }
+        Err(over) => (Err(over), None),
+    };
     let results = match results {
         Ok(results) => results,
         // No sandbox free: the job runs again later.
@@ -152,14 +173,23 @@ async fn render_group(
             return Ok(None);
         }
     };
-    for ((variant, _), result) in work.iter().zip(results) {
+    // Results come only from a plugin that ran, so `made_by` is known here.
+    let Some((plugin_row, digest)) = made_by else { return Ok(None) };
+    for ((variant, spec), result) in work.iter().zip(results) {
         match result {
             Ok(out) => {
+                let provenance = Provenance {
+                    plugin_id: plugin_row.id,
+                    plugin_name: plugin_row.name.clone(),
+                    plugin_version: plugin_row.version.clone(),
+                    sha256: digest.clone(),
+                    spec_hash: provenance::spec_hash(spec),
+                };
                 let key = BlobKey::parse(&variant.storage_key)?;
                 let size = out.bytes.len() as i64;
                 state.store.put_bytes(&key, &out.mime, out.bytes.into()).await?;
                 let (width, height) = (out.width as i32, out.height as i32);
-                if !files::mark_variant_ready(&state.db, variant.id, width, height, size, &digest).await? {
+                if !files::mark_variant_ready(&state.db, variant.id, width, height, size, &provenance).await? {
                     // Deleted while rendering: leave no object without a row.
                     state.store.delete(&key).await?;
                     return Ok(Some(Outcome::Gone));
@@ -175,31 +205,42 @@ async fn render_group(
     Ok(None)
 }
 
-/// Resolves `plugin` and runs it over `specs`: the results, and the digest of what ran
-/// ("native" for the standard plugin rendered natively). A registered plugin that cannot be had
-/// fails its variants; one that is not reachable now (store, database, sandboxes) is a retry.
+/// Resolves `plugin` for `project`'s owner (see [`registry::resolve`]: their own versions of
+/// the name, else the global ones, as the pin says) and runs it over `specs`: the results, and
+/// the plugin that ran with the digest of what ran ("native" for the standard plugin rendered
+/// natively). A plugin that cannot be had fails its variants; one that is not reachable now
+/// (store, database, sandboxes) is a retry.
 async fn run_plugin(
     state: &AppState,
     renderer: &Arc<Renderer>,
-    plugin: &str,
+    (project, plugin): (&Project, &str),
     original: Bytes,
     specs: Vec<Spec>,
-) -> Result<(RenderResults, String), Retry> {
+) -> Result<(RenderResults, Option<(PluginRow, String)>), Retry> {
     let max_pixels = state.config.max_image_pixels;
     let engine = Arc::clone(renderer);
-    if plugin == STANDARD_PLUGIN {
-        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| "native".into());
-        let results = off_runtime(move || engine.render_standard(&original, max_pixels, &specs)).await;
-        return Ok((results, digest));
+    let variants = specs.len() as i32;
+    let row = match registry::resolve(&state.db, project.row.owner_id, plugin).await? {
+        Ok(row) => row,
+        Err(why) => return Ok((Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), None)),
+    };
+    if row.builtin {
+        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| provenance::NATIVE.into());
+        let (results, meter) =
+            off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs)).await;
+        record_run(state, project, (&row, &digest), variants, meter).await?;
+        return Ok((results, Some((row, digest))));
     }
-    match registry::load(state, renderer.plugins(), plugin).await {
+    match registry::load(state, renderer.plugins(), row.clone()).await {
         Ok(compiled) => {
             let digest = compiled.sha256.clone();
-            let results = off_runtime(move || engine.render_with(&compiled, &original, max_pixels, &specs)).await;
-            Ok((results, digest))
+            let (results, meter) =
+                off_runtime(move || engine.render_with_metered(&compiled, &original, max_pixels, &specs)).await;
+            record_run(state, project, (&row, &digest), variants, meter).await?;
+            Ok((results, Some((row, digest))))
         }
         Err(Unavailable::Permanent(why)) => {
-            Ok((Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), String::new()))
+            Ok((Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), None))
         }
         Err(Unavailable::Storage(e)) => Err(e.into()),
         Err(Unavailable::Database(e)) => Err(e.into()),
@@ -207,16 +248,44 @@ async fn run_plugin(
     }
 }
 
+/// One plugin call, counted: a `plugin_runs` row (for its job's `plugin_runs` and the project's
+/// budget) and the per-plugin histogram of `/metrics`.
+async fn record_run(
+    state: &AppState,
+    project: &Project,
+    (plugin, sha256): (&PluginRow, &str),
+    variants: i32,
+    meter: Meter,
+) -> Result<(), sqlx::Error> {
+    crate::metrics::plugin_seconds(&plugin.name, meter.ms as f64 / 1000.0);
+    let run = NewPluginRun {
+        job_id: metering::current_job(),
+        project_id: project.row.id,
+        plugin_id: plugin.id,
+        plugin_name: &plugin.name,
+        plugin_version: &plugin.version,
+        sha256,
+        variants,
+        ms: meter.ms,
+        cpu_ms: meter.cpu_ms,
+        peak_memory_bytes: meter.peak_memory_bytes.map(|b| b as i64),
+    };
+    plugin_runs::insert(&state.db, &run).await
+}
+
 /// Rendering is CPU-bound: never on the async runtime's threads. A panic of the host's own
-/// code is logged; tenants read a stable reason, not the panic's text.
-async fn off_runtime(render: impl FnOnce() -> RenderResults + Send + 'static) -> RenderResults {
-    tokio::task::spawn_blocking(render).await.unwrap_or_else(|e| {
+/// code is logged; tenants read a stable reason, not the panic's text. Measured where it runs.
+async fn off_runtime(
+    render: impl FnOnce() -> (RenderResults, Option<u64>) + Send + 'static,
+) -> (RenderResults, Meter) {
+    tokio::task::spawn_blocking(move || metering::measured(render)).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the render task panicked");
-        Err(PluginFailure::Trap("the renderer crashed".into()))
+        (Err(PluginFailure::Trap("the renderer crashed".into())), Meter::default())
     })
 }
 
-fn to_spec(v: &VariantSpec) -> Spec {
+/// The plugin-facing spec of a variant's settings.
+pub fn to_spec(v: &VariantSpec) -> Spec {
     Spec {
         name: v.name.as_str().to_owned(),
         width: v.width,

@@ -231,8 +231,12 @@ impl PluginEngine {
     fn run<T>(&self, call: impl Future<Output = Result<T, PluginFailure>>) -> Result<T, PluginFailure> {
         let timeout = self.settings.timeout;
         let clock = clock().map_err(|e| PluginFailure::Trap(e.to_string()))?;
+        let started = std::time::Instant::now();
         clock.block_on(async {
             match tokio::time::timeout(timeout, call).await {
+                // A call that answers after its deadline (a host encoder told it the time was
+                // up, and it returned before its next yield) ran past it all the same.
+                Ok(_) if started.elapsed() >= timeout => Err(PluginFailure::Timeout(timeout)),
                 Ok(result) => result,
                 Err(_) => Err(PluginFailure::Timeout(timeout)),
             }
@@ -280,15 +284,41 @@ impl PluginEngine {
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
     pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
+        self.render_metered(plugin, input, max_pixels, specs).0
+    }
+
+    /// [`PluginEngine::render`], and the peak linear memory of the call when it answered.
+    pub fn render_metered(
+        &self,
+        plugin: &CompiledPlugin,
+        input: &[u8],
+        max_pixels: u64,
+        specs: &[Spec],
+    ) -> (RenderResults, Option<u64>) {
+        let mut peak = None;
+        let results = self.render_in(plugin, input, max_pixels, specs, &mut peak);
+        (results, peak)
+    }
+
+    fn render_in(
+        &self,
+        plugin: &CompiledPlugin,
+        input: &[u8],
+        max_pixels: u64,
+        specs: &[Spec],
+        peak: &mut Option<u64>,
+    ) -> RenderResults {
         let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
         let answer = self.run(async {
             let (mut store, stderr) = self.store(&plugin.name);
             let instance =
                 plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
-            instance
+            let answer = instance
                 .call_render(&mut store, input, wit::DecodeLimits { max_pixels }, &wit_specs)
                 .await
-                .map_err(|e| self.failure(&store, &stderr, e))
+                .map_err(|e| self.failure(&store, &stderr, e))?;
+            *peak = Some(store.data().limiter.peak as u64);
+            Ok(answer)
         })?;
         let results = answer.map_err(|e| PluginFailure::Render(e.into()))?;
         if results.len() != specs.len() {

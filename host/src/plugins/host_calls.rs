@@ -39,7 +39,7 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryCap { max_bytes: memory_bytes, hit: false },
+            limiter: MemoryCap { max_bytes: memory_bytes, hit: false, peak: 0 },
             plugin: plugin.to_owned(),
             deadline,
             logged: 0,
@@ -156,6 +156,8 @@ impl super::bindings::mbk::plugin::codecs::Host for HostState {
 pub(super) struct MemoryCap {
     max_bytes: usize,
     pub(super) hit: bool,
+    /// The largest linear memory granted in this call (its peak: wasm memory never shrinks).
+    pub(super) peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -164,6 +166,7 @@ impl ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

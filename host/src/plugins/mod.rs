@@ -10,6 +10,7 @@ pub mod bindings;
 mod encoders;
 pub mod engine;
 mod host_calls;
+pub mod pin;
 pub mod registry;
 pub mod validate;
 

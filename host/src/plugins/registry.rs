@@ -1,7 +1,11 @@
-//! The plugin registry: admins upload components; projects name them for variants by name (the
-//! most recently registered version of that name renders). The bytes live in the blob store under
-//! `plugins/{sha256}-{random}.wasm` (the bucket is the source every node's compiled cache is
-//! rebuilt from); the row keeps name, version, digest, size and world.
+//! The plugin registry: admins and su upload components; projects name them for variants (see
+//! [`super::pin`] for `name@^1` and the rest). A plugin an admin registers is theirs: only their
+//! projects may name it, only they (or a su) may delete it, and another admin's plugin of the same
+//! name and version is a different plugin. What a su registers is global. A project of an owner
+//! who registered a name renders with the owner's versions of it, never with anyone else's. The
+//! bytes live in the blob store under `plugins/{sha256}-{random}.wasm` (the bucket is the source
+//! every node's compiled cache is rebuilt from); the row keeps name, version, digest, size, world
+//! and owner.
 
 use std::sync::Arc;
 
@@ -9,8 +13,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::pin::PluginRef;
 use super::{CompiledPlugin, PluginEngine, PluginFailure, WORLD};
 use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::db::Db;
 use crate::db::plugins::{self, Deleted, NewPlugin, PluginRow};
 use crate::db::projects;
 use crate::error::{Error, Result};
@@ -57,8 +64,23 @@ pub fn check_version(version: &str) -> Result<()> {
     }
 }
 
-/// Checks, compiles and stores a component; its row.
-pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) -> Result<PluginRow> {
+/// Whether `caller` may see (list, fetch, name in a project) `row`: su every plugin, an admin the
+/// global ones and their own, a user the global ones (users register none).
+pub fn visible_to(caller: &CurrentUser, row: &PluginRow) -> bool {
+    caller.is_su() || row.owner_id.is_none_or(|owner| owner == caller.id)
+}
+
+/// The plugin `id` if `caller` may see it.
+pub async fn find(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<PluginRow> {
+    plugins::find(&state.db, id)
+        .await?
+        .filter(|row| visible_to(caller, row))
+        .ok_or_else(|| Error::not_found("plugin", id))
+}
+
+/// Checks, compiles and stores a component registered by `caller` (an admin: theirs; a su:
+/// global); its row.
+pub async fn register(state: &AppState, caller: &CurrentUser, name: &str, version: &str, wasm: Bytes) -> Result<PluginRow> {
     check_name(name)?;
     check_version(version)?;
     if name == STANDARD_PLUGIN {
@@ -87,10 +109,14 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
     }
     let key = plugin_key(&sha256);
     state.store.put_bytes(&key, "application/wasm", wasm.clone()).await?;
-    let row =
-        NewPlugin { name, version, sha256: &sha256, size: wasm.len() as i64, world: WORLD, storage_key: key.as_str() };
+    let owner_id = if caller.is_su() { None } else { Some(caller.id) };
+    let size = wasm.len() as i64;
+    let row = NewPlugin { name, version, sha256: &sha256, size, world: WORLD, storage_key: key.as_str(), owner_id };
     match plugins::insert(&state.db, &row).await? {
-        Some(row) => Ok(row),
+        Some(row) => {
+            rerender_upgraded(state, &row).await?;
+            Ok(row)
+        }
         None => {
             // Same name and version already registered: keep the object only if a row names it.
             if plugins::count_with_key(&state.db, key.as_str()).await? == 0 {
@@ -101,15 +127,19 @@ pub async fn register(state: &AppState, name: &str, version: &str, wasm: Bytes) 
     }
 }
 
-/// Deletes a plugin: the builtin never (403); the last version of a name that a project's
-/// settings still use neither (409).
-pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
-    let row = plugins::find(&state.db, id).await?.ok_or_else(|| Error::not_found("plugin", id))?;
+/// Deletes a plugin: the builtin never, a global one only by a su, another admin's never (403;
+/// 404 when the caller cannot see it); the last version of a name that a project's settings
+/// still use neither (409).
+pub async fn delete(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<()> {
+    let row = find(state, caller, id).await?;
     if row.builtin {
         return Err(Error::Forbidden("the builtin plugin cannot be deleted".into()));
     }
+    if !caller.is_su() && row.owner_id != Some(caller.id) {
+        return Err(Error::Forbidden("a global plugin is deleted by a su".into()));
+    }
     // A name some project uses keeps its last version (the check and the delete are one step).
-    let users = projects_naming(state, &row.name).await?;
+    let users = projects_naming(state, &row).await?;
     match plugins::delete(&state.db, id, &row.name, !users.is_empty()).await? {
         Deleted::Yes => {}
         Deleted::NotFound => return Err(Error::not_found("plugin", id)),
@@ -132,16 +162,56 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
     Ok(())
 }
 
-/// Ids of the live projects whose settings name `plugin`.
-async fn projects_naming(state: &AppState, plugin: &str) -> Result<Vec<Uuid>> {
+/// Enqueues the sync of every project with `rerender_on_upgrade` that has a variant whose
+/// `plugin` now resolves to `new` (just registered): the sync re-renders exactly what it changes.
+async fn rerender_upgraded(state: &AppState, new: &PluginRow) -> Result<()> {
+    for project in projects::list_all(&state.db, None).await? {
+        if new.owner_id.is_some_and(|owner| owner != project.owner_id) {
+            continue;
+        }
+        let Ok(project) = Project::from_row(project) else { continue };
+        if !project.settings.rerender_on_upgrade {
+            continue;
+        }
+        for variant in &project.settings.variants {
+            if resolve(&state.db, project.row.owner_id, &variant.plugin).await?.is_ok_and(|r| r.id == new.id) {
+                let job = crate::db::jobs::enqueue_project_sync(&state.db, project.row.id).await?;
+                tracing::info!(project = %project.row.id, job = %job.id, plugin = %new.name, version = %new.version, "rerender on upgrade: sync enqueued");
+                state.wake.notify_waiters();
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ids of the live projects whose settings name `plugin`'s name in its scope (any project for a
+/// global plugin, since one whose owner has none of their own renders with it; the owner's for
+/// an owned one), whatever the pin.
+async fn projects_naming(state: &AppState, plugin: &PluginRow) -> Result<Vec<Uuid>> {
     let mut users = Vec::new();
     for row in projects::list_all(&state.db, None).await? {
+        if plugin.owner_id.is_some_and(|owner| owner != row.owner_id) {
+            continue;
+        }
         let project = Project::from_row(row)?;
-        if project.settings.plugins().iter().any(|(_, p)| *p == plugin) {
+        let names = |(_, p): &(usize, &str)| PluginRef::parse(p).is_ok_and(|r| r.name == plugin.name);
+        if project.settings.plugins().iter().any(names) {
             users.push(project.row.id);
         }
     }
     Ok(users)
+}
+
+/// The plugin `reference` (a variant's `plugin`) resolves to for projects of `owner` now.
+/// `Ok(Err(why))`: it names nothing they may use.
+pub async fn resolve(db: &Db, owner: Uuid, reference: &str) -> Result<std::result::Result<PluginRow, String>, sqlx::Error> {
+    let reference = match PluginRef::parse(reference) {
+        Ok(reference) => reference,
+        Err(why) => return Ok(Err(why)),
+    };
+    let versions = plugins::versions_for(db, owner, &reference.name).await?;
+    Ok(reference.choose(&versions).cloned().ok_or_else(|| reference.unmet()))
 }
 
 /// Why a custom plugin could not be had for a render.
@@ -159,12 +229,10 @@ pub enum Unavailable {
     Busy(String),
 }
 
-/// The compiled plugin registered as `name` (latest version), from the engine's caches or the
-/// store, checked against its recorded digest.
-pub async fn load(state: &AppState, engine: &Arc<PluginEngine>, name: &str) -> Result<CompiledPlugin, Unavailable> {
-    let row = plugins::latest(&state.db, name)
-        .await?
-        .ok_or_else(|| Unavailable::Permanent(format!("no plugin named {name:?} is registered")))?;
+/// The compiled plugin `row`, from the engine's caches or the store, checked against its
+/// recorded digest.
+pub async fn load(state: &AppState, engine: &Arc<PluginEngine>, row: PluginRow) -> Result<CompiledPlugin, Unavailable> {
+    let name = row.name.clone();
     if let Some(compiled) = engine.loaded(&row.sha256) {
         return Ok(compiled);
     }

@@ -4,12 +4,16 @@
 use anyhow::Context;
 use uuid::Uuid;
 
-use super::settings::{ProjectSettings, STANDARD_PLUGIN};
+use std::collections::BTreeMap;
+
+use super::settings::ProjectSettings;
 use crate::AppState;
 use crate::auth::{CurrentUser, api_keys as keygen};
 use crate::db::api_keys::{self, ApiKeyRow};
 use crate::db::projects::{self, NewProject, ProjectRow};
-use crate::db::{Db, is_unique_violation, plugins};
+use crate::db::plugins::PluginRow;
+use crate::db::{Db, is_unique_violation};
+use crate::plugins::registry;
 use crate::error::{Error, Result};
 use crate::storage::keys::{project_prefix, slugify};
 use crate::storage::{BlobKey, BlobStore};
@@ -42,18 +46,28 @@ pub fn check_name(field: &str, name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Parses and validates settings, including that every plugin they name is registered.
-async fn parse_settings(db: &Db, raw: serde_json::Value) -> Result<ProjectSettings> {
+/// Parses and validates settings, including that every plugin they name resolves, for
+/// projects of `owner`, to a plugin the owner may use (their own, or a global one).
+async fn parse_settings(db: &Db, owner: Uuid, raw: serde_json::Value) -> Result<ProjectSettings> {
     let settings = ProjectSettings::from_json(raw, "settings")?;
     for (i, plugin) in settings.plugins() {
-        if plugin != STANDARD_PLUGIN && !plugins::name_exists(db, plugin).await? {
-            return Err(Error::validation(
-                format!("settings.variants[{i}].plugin"),
-                format!("no plugin named {plugin:?} is registered"),
-            ));
+        if let Err(why) = registry::resolve(db, owner, plugin).await? {
+            return Err(Error::validation(format!("settings.variants[{i}].plugin"), why));
         }
     }
     Ok(settings)
+}
+
+/// What each variant's `plugin` resolves to now, by variant name (one that no longer resolves,
+/// its last version deleted, is left out: its renders fail with the reason).
+pub async fn resolved_plugins(state: &AppState, project: &Project) -> Result<BTreeMap<String, PluginRow>> {
+    let mut resolved = BTreeMap::new();
+    for variant in &project.settings.variants {
+        if let Ok(row) = registry::resolve(&state.db, project.row.owner_id, &variant.plugin).await? {
+            resolved.insert(variant.name.as_str().to_owned(), row);
+        }
+    }
+    Ok(resolved)
 }
 
 pub async fn create(
@@ -65,7 +79,7 @@ pub async fn create(
     let name = check_name("name", name)?;
     let settings = match settings {
         None | Some(serde_json::Value::Null) => ProjectSettings::default(),
-        Some(raw) => parse_settings(&state.db, raw).await?,
+        Some(raw) => parse_settings(&state.db, user.id, raw).await?,
     };
     let json = serde_json::to_value(&settings).context("serialise settings")?;
     let row = projects::insert(
@@ -103,11 +117,14 @@ pub async fn update(
     name: Option<&str>,
     settings: Option<serde_json::Value>,
 ) -> Result<Project> {
-    get(state, user, id).await?;
+    let owner = get(state, user, id).await?.row.owner_id;
     let name = name.map(|n| check_name("name", n)).transpose()?;
     let settings = match settings {
         None => None,
-        Some(raw) => Some(serde_json::to_value(parse_settings(&state.db, raw).await?).context("serialise settings")?),
+        Some(raw) => {
+            let settings = parse_settings(&state.db, owner, raw).await?;
+            Some(serde_json::to_value(settings).context("serialise settings")?)
+        }
     };
     if !projects::update(&state.db, id, name.as_deref(), settings.as_ref()).await? {
         return Err(Error::not_found("project", id));

@@ -114,7 +114,8 @@ pub struct VariantSpec {
     pub format: Format,
     #[schema(minimum = 1, maximum = 100, example = 80)]
     pub quality: u8,
-    /// A registered plugin's name.
+    /// A plugin the project's owner may use: `name`, `name@1.2.0` or `name@^1` (see
+    /// [`crate::plugins::pin`]).
     #[serde(default = "standard_plugin")]
     #[schema(example = "mbk-standard")]
     pub plugin: String,
@@ -140,6 +141,11 @@ pub struct Quotas {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub max_files: Option<i64>,
+    /// Plugin time (wall seconds, over every render of the project) allowed per UTC day; over
+    /// it, variants fail with `budget exceeded` until midnight. Null: no budget. Shown when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_render_seconds_per_day: Option<i64>,
 }
 
 fn default_max_file_bytes() -> Option<i64> {
@@ -148,7 +154,12 @@ fn default_max_file_bytes() -> Option<i64> {
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas { max_file_bytes: default_max_file_bytes(), max_total_bytes: None, max_files: None }
+        Quotas {
+            max_file_bytes: default_max_file_bytes(),
+            max_total_bytes: None,
+            max_files: None,
+            max_render_seconds_per_day: None,
+        }
     }
 }
 
@@ -162,11 +173,15 @@ pub struct ProjectSettings {
     pub variants: Vec<VariantSpec>,
     #[serde(default)]
     pub quotas: Quotas,
+    /// Registering a new version that one of the variants' `plugin` resolves to enqueues the
+    /// project's sync (which re-renders what that version now makes). Shown when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerender_on_upgrade: bool,
 }
 
 impl Default for ProjectSettings {
     fn default() -> Self {
-        ProjectSettings { variants: default_variants(), quotas: Quotas::default() }
+        ProjectSettings { variants: default_variants(), quotas: Quotas::default(), rerender_on_upgrade: false }
     }
 }
 
@@ -244,8 +259,8 @@ impl ProjectSettings {
             if !(1..=100).contains(&v.quality) {
                 return Err(Error::validation(field("quality"), format!("must be 1..=100, got {}", v.quality)));
             }
-            if v.plugin.is_empty() || v.plugin.len() > 64 {
-                return Err(Error::validation(field("plugin"), "must be a plugin name of 1 to 64 characters"));
+            if let Err(why) = crate::plugins::pin::PluginRef::parse(&v.plugin) {
+                return Err(Error::validation(field("plugin"), why));
             }
             if v.params.len() > 64 || v.params.iter().any(|(k, val)| k.len() > 128 || val.len() > 4096) {
                 return Err(Error::validation(
@@ -258,6 +273,7 @@ impl ProjectSettings {
             ("max_file_bytes", self.quotas.max_file_bytes),
             ("max_total_bytes", self.quotas.max_total_bytes),
             ("max_files", self.quotas.max_files),
+            ("max_render_seconds_per_day", self.quotas.max_render_seconds_per_day),
         ] {
             if let Some(n) = value
                 && n < 1

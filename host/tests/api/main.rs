@@ -6,6 +6,7 @@
 
 mod abuse;
 mod active_content;
+mod author;
 mod caps;
 mod cli;
 mod crash;
@@ -17,8 +18,11 @@ mod helpers;
 mod http;
 mod identity;
 mod jobs;
+mod metering;
+mod plugin_owners;
 mod plugins;
 mod projects;
+mod provenance;
 mod queue;
 mod recovery;
 mod registry;

@@ -100,12 +100,14 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
 
     // Only su and admin register.
     assert_error(register(&app, &uma, Some(sepia()), Some("sepia"), Some("1.0.0")).await, 403, "forbidden").await;
-    let created = register(&app, &ada, Some(sepia()), Some("sepia"), Some("1.0.0")).await;
+    // A su's plugin is global: every project may name it.
+    let created = register(&app, &su, Some(sepia()), Some("sepia"), Some("1.0.0")).await;
     assert_eq!(created.status(), 201);
     let plugin: Value = created.json().await.expect("json");
     assert_eq!(plugin["name"], "sepia");
     assert_eq!(plugin["version"], "1.0.0");
     assert_eq!(plugin["builtin"], false);
+    assert_eq!((&plugin["visibility"], &plugin["owner_id"]), (&json!("global"), &Value::Null));
     assert_eq!(plugin["world"], "mbk:plugin/plugin@0.1.0");
     assert_eq!(plugin["size"].as_u64(), Some(sepia().len() as u64));
     assert_eq!(plugin["sha256"], hex::encode(sha2::Sha256::digest(sepia())));
@@ -166,7 +168,8 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     assert!(why.contains("no plugin named \"nope\" is registered"), "{why}");
 
     let path = format!("/plugins/{}", plugin["id"].as_str().expect("id"));
-    assert_error(app.delete_as(&path, Some(&ada)).await, 409, "conflict").await;
+    assert_error(app.delete_as(&path, Some(&su)).await, 409, "conflict").await;
+    assert_error(app.delete_as(&path, Some(&ada)).await, 403, "forbidden").await;
     assert_error(app.delete_as(&path, Some(&uma)).await, 403, "forbidden").await;
     assert_error(
         app.delete_as(&format!("/plugins/{}", builtin[0]["id"].as_str().expect("id")), Some(&su)).await,
@@ -178,8 +181,8 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     assert_error(app.delete_as("/plugins/not-a-uuid", Some(&su)).await, 400, "bad_request").await;
 
     // A second version keeps the name alive: the first may go.
-    let v2: Value = register(&app, &ada, Some(sepia()), Some("sepia"), Some("2.0.0")).await.json().await.expect("json");
-    assert_eq!(app.delete_as(&path, Some(&ada)).await.status(), 204);
+    let v2: Value = register(&app, &su, Some(sepia()), Some("sepia"), Some("2.0.0")).await.json().await.expect("json");
+    assert_eq!(app.delete_as(&path, Some(&su)).await.status(), 204);
     let left: Vec<String> = app.store().list("plugins/").await.expect("list").into_iter().map(|o| o.key).collect();
     assert_eq!(left.len(), 1, "v1's object went with it, v2's stays: {left:?}");
     assert_ne!(left[0], key);
@@ -196,10 +199,10 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
 
 async fn a_variant_renders_through_a_registered_plugin_and_never_falls_back(db: DbKind, store: StoreKind) {
     let app = TestApp::spawn(db, store).await;
-    let (_, ada) = app.user_with_token("ada", Role::Admin).await;
-    assert_eq!(register(&app, &ada, Some(sepia()), Some("sepia"), Some("1.0.0")).await.status(), 201);
+    let (_, su) = app.user_with_token("root", Role::Su).await;
+    assert_eq!(register(&app, &su, Some(sepia()), Some("sepia"), Some("1.0.0")).await.status(), 201);
     let hostile = wasm(env!("MBK_TEST_HOSTILE_WASM"));
-    assert_eq!(register(&app, &ada, Some(hostile), Some("hostile"), Some("1")).await.status(), 201);
+    assert_eq!(register(&app, &su, Some(hostile), Some("hostile"), Some("1")).await.status(), 201);
     let settings = json!({"variants": [
         {"name": "toned", "width": 120, "height": 90, "fit": "cover", "format": "png", "quality": 90, "plugin": "sepia"},
         {"name": "plain", "width": 120, "height": 90, "fit": "cover", "format": "png", "quality": 90},

@@ -1,0 +1,76 @@
+//! What made a variant, and whether it is still what its settings would make now: the plugin its
+//! reference resolves to (by digest) and the spec (by hash). A sync re-renders exactly the
+//! variants for which either differs.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::files::VariantRow;
+use crate::db::plugins::PluginRow;
+use crate::plugins::{Spec, WORLD};
+
+/// The digest recorded for the builtin rendered natively (not its component).
+pub const NATIVE: &str = "native";
+
+/// A hash of what a render depends on beyond the plugin: size, fit, format, quality, params
+/// (sorted, as the settings keep them) and the world version. Not the variant's name.
+pub fn spec_hash(spec: &Spec) -> String {
+    let mut params = spec.params.clone();
+    params.sort();
+    let text = format!(
+        "{WORLD}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
+        spec.width,
+        spec.height,
+        spec.fit,
+        spec.format,
+        spec.quality,
+        serde_json::to_string(&params).unwrap_or_default()
+    );
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Whether ready `variant` was made by `plugin` (what its reference resolves to now) to `spec`.
+/// A variant rendered before provenance was recorded is not known to be current.
+pub fn is_current(variant: &VariantRow, plugin: &PluginRow, spec: &Spec) -> bool {
+    let by_plugin = match variant.plugin_sha256.as_deref() {
+        Some(NATIVE) => plugin.builtin && variant.plugin_version.as_deref() == Some(plugin.version.as_str()),
+        Some(digest) => digest == plugin.sha256,
+        None => false,
+    };
+    by_plugin && variant.spec_hash.as_deref() == Some(spec_hash(spec).as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::{Fit, Format};
+
+    fn spec() -> Spec {
+        Spec {
+            name: "thumb".into(),
+            width: Some(150),
+            height: Some(150),
+            fit: Fit::Cover,
+            format: Format::Webp,
+            quality: 80,
+            params: vec![("b".into(), "2".into()), ("a".into(), "1".into())],
+        }
+    }
+
+    #[test]
+    fn the_hash_follows_what_changes_the_pixels_and_nothing_else() {
+        let base = spec_hash(&spec());
+        assert_eq!(spec_hash(&Spec { name: "renamed".into(), ..spec() }), base, "the name is not the picture");
+        let mut reordered = spec();
+        reordered.params.reverse();
+        assert_eq!(spec_hash(&reordered), base, "params are a map");
+        for changed in [
+            Spec { width: Some(151), ..spec() },
+            Spec { fit: Fit::Contain, ..spec() },
+            Spec { format: Format::Png, ..spec() },
+            Spec { quality: 81, ..spec() },
+            Spec { params: vec![("a".into(), "1".into())], ..spec() },
+        ] {
+            assert_ne!(spec_hash(&changed), base, "{changed:?}");
+        }
+    }
+}
