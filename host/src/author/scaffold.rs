@@ -102,14 +102,7 @@ pub fn filter(image: &mut Decoded, strength: f32) {
 
 /// One decode, every spec: the host calls this once per image with all the variants it names.
 pub fn render(input: &[u8], max_pixels: u64, specs: &[Spec]) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
-    let strength = match mbk_plugin_sdk::param(specs, "strength") {
-        None => 1.0,
-        Some(v) => v
-            .parse::<f32>()
-            .ok()
-            .filter(|s| (0.0..=1.0).contains(s))
-            .ok_or_else(|| RenderError::InvalidSpec(format!("strength must be a number from 0 to 1, got {v:?}")))?,
-    };
+    let strength = mbk_plugin_sdk::fraction(specs, "strength", 1.0)?;
     mbk_plugin_sdk::render_filtered(input, max_pixels, specs, |image| {
         filter(image, strength);
         Ok(())

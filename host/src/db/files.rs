@@ -262,20 +262,6 @@ pub async fn mark_variant_ready(
     })
 }
 
-/// A ready variant to render again (its plugin or spec changed): `pending`; its blob stays
-/// until the new one replaces it.
-#[tracing::instrument(skip(db))]
-pub async fn mark_variant_pending(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query("UPDATE variants SET status = 'pending', error = NULL, updated_at = $1 WHERE id = $2")
-            .bind(Utc::now())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|_| ())
-    })
-}
-
 /// A variant that could not be rendered: `failed`, with the reason (cut to 2 KiB: a plugin's
 /// message can be as long as it likes).
 #[tracing::instrument(skip(db))]

@@ -248,11 +248,18 @@ pub async fn retry_later(db: &Db, id: Uuid, worker: &str, delay_ms: i64, error: 
     let_go(db, id, worker, &set, &[Arg::MaybeText(Some(super::clip(error))), Arg::Int(delay_ms)]).await
 }
 
-/// Stores what a job reports (JSON). Written by the job as it runs; idempotent like the job.
+/// Stores what `worker`'s job reports (JSON), while it still holds it (a worker that lost its
+/// job writes nothing over the new owner's). Written by the job as it runs.
 #[tracing::instrument(skip(db))]
-pub async fn set_report(db: &Db, id: Uuid, report: &str) -> Result<(), sqlx::Error> {
+pub async fn set_report(db: &Db, id: Uuid, worker: &str, report: &str) -> Result<(), sqlx::Error> {
     dispatch!(db, |pool| {
-        sqlx::query("UPDATE jobs SET report = $1 WHERE id = $2").bind(report).bind(id).execute(pool).await.map(|_| ())
+        sqlx::query("UPDATE jobs SET report = $1 WHERE id = $2 AND status = 'processing' AND locked_by = $3")
+            .bind(report)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })
 }
 

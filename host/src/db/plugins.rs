@@ -107,10 +107,11 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<PluginRow>, sqlx::Error> {
     dispatch!(db, |pool| sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
-/// The versions of `name` that projects of `owner` may name, newest first: the owner's own when
-/// they registered any (so nobody else's newer version can shadow them), else the global ones.
+/// The versions of `name` that projects of `owner` may name, newest first: the owner's own, and
+/// the global ones (a reference is looked for in the owner's first, so nobody else's newer
+/// version can shadow them).
 #[tracing::instrument(skip(db))]
-pub async fn versions_for(db: &Db, owner: Uuid, name: &str) -> Result<Vec<PluginRow>, sqlx::Error> {
+pub async fn versions_for(db: &Db, owner: Uuid, name: &str) -> Result<(Vec<PluginRow>, Vec<PluginRow>), sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM plugins WHERE name = $1 AND (owner_id = $2 OR owner_id IS NULL)
          ORDER BY owner_id IS NULL, created_at DESC, id DESC"
@@ -120,8 +121,7 @@ pub async fn versions_for(db: &Db, owner: Uuid, name: &str) -> Result<Vec<Plugin
         .bind(owner)
         .fetch_all(pool)
         .await)?;
-    let scope = rows.first().and_then(|r| r.owner_id);
-    Ok(rows.into_iter().filter(|r| r.owner_id == scope).collect())
+    Ok(rows.into_iter().partition(|r| r.owner_id.is_some()))
 }
 
 /// The first key of the advisory locks taken per plugin name ("mbk\x01").

@@ -45,6 +45,8 @@ impl BackgroundJob for ProcessImage {
 /// Make one image's variants match its project's settings now; its report says what changed.
 pub struct SyncFileVariants {
     pub job: Uuid,
+    /// The worker holding the job, which fences its report.
+    pub holder: String,
     pub file: Uuid,
 }
 
@@ -54,7 +56,7 @@ impl BackgroundJob for SyncFileVariants {
     async fn run(self, ctx: &JobContext) -> Result<Verdict, Transient> {
         let synced = sync_file_variants::run(&ctx.state, &ctx.renderer, self.file).await?;
         if let Some(synced) = &synced {
-            jobs::set_report(&ctx.state.db, self.job, &json(&synced.report)).await?;
+            jobs::set_report(&ctx.state.db, self.job, &self.holder, &json(&synced.report)).await?;
         }
         Ok(synced.map_or(Ok(()), |synced| process_image::verdict(synced.render)))
     }
@@ -64,6 +66,7 @@ impl BackgroundJob for SyncFileVariants {
 /// sums what they will change.
 pub struct SyncProjectVariants {
     pub job: Uuid,
+    pub holder: String,
     pub project: Uuid,
 }
 
@@ -72,7 +75,7 @@ impl BackgroundJob for SyncProjectVariants {
 
     async fn run(self, ctx: &JobContext) -> Result<Verdict, Transient> {
         let (_, report) = sync_project_variants::run(&ctx.state, self.project).await?;
-        jobs::set_report(&ctx.state.db, self.job, &json(&report)).await?;
+        jobs::set_report(&ctx.state.db, self.job, &self.holder, &json(&report)).await?;
         // The jobs just made are for this process' idle workers too.
         ctx.state.wake.notify_waiters();
         Ok(Ok(()))
@@ -99,15 +102,19 @@ pub enum Job {
 }
 
 impl Job {
-    /// The job `row` asks for. `Ok(None)`: its file or project was deleted since it was queued
-    /// (nothing is left to do). `Err`: a kind this build does not know (it fails for good).
-    pub fn from_row(row: &JobRow) -> Result<Option<Job>, String> {
+    /// The job `row` (held by `holder`) asks for. `Ok(None)`: its file or project was deleted
+    /// since it was queued (nothing is left to do). `Err`: a kind this build does not know (it
+    /// fails for good).
+    pub fn from_row(row: &JobRow, holder: &str) -> Result<Option<Job>, String> {
+        let (job, holder) = (row.id, holder.to_owned());
         let job = match row.kind.as_str() {
             ProcessImage::KIND => row.file_id.map(|file| Job::ProcessImage(ProcessImage { file })),
-            SyncFileVariants::KIND => row.file_id.map(|file| Job::SyncFileVariants(SyncFileVariants { job: row.id, file })),
-            SyncProjectVariants::KIND => row
-                .project_id
-                .map(|project| Job::SyncProjectVariants(SyncProjectVariants { job: row.id, project })),
+            SyncFileVariants::KIND => {
+                row.file_id.map(|file| Job::SyncFileVariants(SyncFileVariants { job, holder, file }))
+            }
+            SyncProjectVariants::KIND => {
+                row.project_id.map(|project| Job::SyncProjectVariants(SyncProjectVariants { job, holder, project }))
+            }
             Cleanup::KIND => Some(Job::Cleanup(Cleanup)),
             other => return Err(format!("unknown job kind {other:?}")),
         };

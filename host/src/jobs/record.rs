@@ -75,7 +75,7 @@ impl Service<Task<Claimed>> for RunJob {
         let ctx = Arc::clone(&self.ctx);
         let id = task.args.row.id;
         let run = async move {
-            match Job::from_row(&task.args.row) {
+            match Job::from_row(&task.args.row, &task.args.holder) {
                 Ok(Some(job)) => job.run(&ctx).await,
                 Ok(None) => Ok(Ok(())), // its file or project was deleted: nothing to do
                 Err(unknown) => Ok(Err(unknown)),

@@ -1,9 +1,9 @@
 //! `sync_file_variants`: make one image's variants match its project's settings now. Variants
 //! the settings no longer name (or name with another format) lose their blob, then their row;
 //! variants the settings gained get a pending row; ready variants whose plugin (by digest) or
-//! spec (by hash) differs from what made them go back to pending; the rest are left alone. Then
-//! the pipeline renders what is not ready (the same entry point as `process_image`). Idempotent
-//! like every job.
+//! spec (by hash) differs from what made them render again (staying `ready` and served until the
+//! new render replaces them; a failed one keeps what it had); pending and failed ones are tried
+//! again; the rest are left alone. Idempotent like every job.
 
 use std::sync::Arc;
 
@@ -59,7 +59,10 @@ pub struct Synced {
 pub struct Plan<'a> {
     remove: Vec<VariantRow>,
     add: Vec<&'a VariantSpec>,
+    /// Ready but outdated.
     rerender: Vec<VariantRow>,
+    /// Pending or failed, still named: rendered again, counted as re-rendered.
+    retry: usize,
     pub report: Report,
 }
 
@@ -67,14 +70,15 @@ pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) ->
     let wanted = &project.settings.variants;
     let existing = files::variants_of(&state.db, file.id).await?;
     let same = |v: &VariantRow, s: &VariantSpec| s.name.as_str() == v.name && s.format.as_str() == v.format;
-    let mut plan = Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), report: Report::default() };
+    let mut plan = Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), retry: 0, report: Report::default() };
     for v in existing.iter() {
         let Some(spec) = wanted.iter().find(|s| same(v, s)) else {
             plan.remove.push(v.clone());
             continue;
         };
         if v.status != VariantStatus::Ready {
-            continue; // rendered by this sync anyway, as by the upload's job
+            plan.retry += 1; // pending or failed: rendered (again) by this sync
+            continue;
         }
         let current = match registry::resolve(&state.db, project.row.owner_id, &spec.plugin).await? {
             Ok(plugin) => provenance::is_current(v, &plugin, &pipeline::to_spec(spec)),
@@ -89,7 +93,7 @@ pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) ->
     plan.add = wanted.iter().filter(|s| !existing.iter().any(|v| same(v, s))).collect();
     plan.report.removed = plan.remove.len();
     plan.report.added = plan.add.len();
-    plan.report.rerendered = plan.rerender.len();
+    plan.report.rerendered = plan.rerender.len() + plan.retry;
     Ok(plan)
 }
 
@@ -119,10 +123,8 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
         };
         files::insert_variant(&state.db, file_id, &variant).await?;
     }
-    for v in &plan.rerender {
-        files::mark_variant_pending(&state.db, v.id).await?;
-    }
-    let render = pipeline::render_pending(state, renderer, &file, &project).await?;
+    let outdated: Vec<Uuid> = plan.rerender.iter().map(|v| v.id).collect();
+    let render = pipeline::render_with_outdated(state, renderer, &file, &project, &outdated).await?;
     let report = plan.report;
     Ok(Some(Synced { removed: report.removed, added: report.added, render, report }))
 }

@@ -10,7 +10,7 @@ pub mod metering;
 pub mod provenance;
 mod render;
 
-pub use render::{Outcome, Retry, fail_pending, render_pending, to_spec};
+pub use render::{Outcome, Retry, fail_pending, render_pending, render_with_outdated, to_spec};
 
 use std::sync::Arc;
 

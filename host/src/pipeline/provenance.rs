@@ -29,14 +29,16 @@ pub fn spec_hash(spec: &Spec) -> String {
 }
 
 /// Whether ready `variant` was made by `plugin` (what its reference resolves to now) to `spec`.
-/// A variant rendered before provenance was recorded is not known to be current.
+/// A variant rendered before provenance was recorded (migration 0007: no spec hash, no version)
+/// is current when its digest matches: syncs never re-rendered ready variants before, and a
+/// first sync after the upgrade must not re-render a whole library.
 pub fn is_current(variant: &VariantRow, plugin: &PluginRow, spec: &Spec) -> bool {
     let by_plugin = match variant.plugin_sha256.as_deref() {
-        Some(NATIVE) => plugin.builtin && variant.plugin_version.as_deref() == Some(plugin.version.as_str()),
+        Some(NATIVE) => plugin.builtin && variant.plugin_version.as_deref().is_none_or(|v| v == plugin.version),
         Some(digest) => digest == plugin.sha256,
         None => false,
     };
-    by_plugin && variant.spec_hash.as_deref() == Some(spec_hash(spec).as_str())
+    by_plugin && variant.spec_hash.as_deref().is_none_or(|hash| hash == spec_hash(spec))
 }
 
 #[cfg(test)]

@@ -73,8 +73,24 @@ pub async fn render_pending(
     file: &FileRow,
     project: &Project,
 ) -> Result<Outcome, Retry> {
-    let pending: Vec<VariantRow> =
-        files::variants_of(&state.db, file.id).await?.into_iter().filter(|v| v.status != VariantStatus::Ready).collect();
+    render_with_outdated(state, renderer, file, project, &[]).await
+}
+
+/// [`render_pending`], and also the `outdated` ready variants (a sync found their plugin or spec
+/// changed). An outdated variant stays `ready` and served while it renders again; a new render
+/// that fails leaves it as it was (counted as failed in the outcome), never takes it offline.
+pub async fn render_with_outdated(
+    state: &AppState,
+    renderer: &Arc<Renderer>,
+    file: &FileRow,
+    project: &Project,
+    outdated: &[Uuid],
+) -> Result<Outcome, Retry> {
+    let pending: Vec<VariantRow> = files::variants_of(&state.db, file.id)
+        .await?
+        .into_iter()
+        .filter(|v| v.status != VariantStatus::Ready || outdated.contains(&v.id))
+        .collect();
     let mut tally = Tally::default();
     // Variants grouped by plugin (one call per plugin: decode once); variants whose settings
     // vanished fail alone.
@@ -84,7 +100,7 @@ pub async fn render_pending(
             Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, to_spec(s))),
             None => {
                 let why = format!("{}: the project's settings no longer name this variant", variant.name);
-                files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                fail_unless_ready(state, &variant, &why).await?;
                 tally.failed(1, why);
             }
         }
@@ -105,7 +121,7 @@ pub async fn render_pending(
                 let why = "the original is missing from the store".to_owned();
                 let work: Vec<&VariantRow> = groups.values().flatten().map(|(v, _)| v).collect();
                 for variant in &work {
-                    files::mark_variant_failed(&state.db, variant.id, &why).await?;
+                    fail_unless_ready(state, variant, &why).await?;
                 }
                 tally.failed(work.len(), why);
             }
@@ -166,7 +182,7 @@ async fn render_group(
         Err(busy) if busy.is_transient() => return Err(Retry::Busy(busy.to_string())),
         Err(whole) => {
             for (variant, _) in work {
-                files::mark_variant_failed(&state.db, variant.id, &whole.to_string()).await?;
+                fail_unless_ready(state, variant, &whole.to_string()).await?;
             }
             let names: Vec<&str> = work.iter().map(|(v, _)| v.name.as_str()).collect();
             tally.failed(work.len(), format!("{}: {whole}", names.join(", ")));
@@ -197,12 +213,22 @@ async fn render_group(
                 tally.rendered += 1;
             }
             Err(e) => {
-                files::mark_variant_failed(&state.db, variant.id, &e.to_string()).await?;
+                fail_unless_ready(state, variant, &e.to_string()).await?;
                 tally.failed(1, format!("{}: {e}", variant.name));
             }
         }
     }
     Ok(None)
+}
+
+/// A variant's render failed: `failed` with the reason, unless it was rendered before (an
+/// outdated one rendering again), which keeps serving what it had.
+async fn fail_unless_ready(state: &AppState, variant: &VariantRow, why: &str) -> Result<(), sqlx::Error> {
+    if variant.status == VariantStatus::Ready {
+        tracing::warn!(variant = %variant.id, reason = why, "rendering an outdated variant again failed; it keeps its render");
+        return Ok(());
+    }
+    files::mark_variant_failed(&state.db, variant.id, why).await
 }
 
 /// Resolves `plugin` for `project`'s owner (see [`registry::resolve`]: their own versions of

@@ -114,7 +114,10 @@ pub async fn register(state: &AppState, caller: &CurrentUser, name: &str, versio
     let row = NewPlugin { name, version, sha256: &sha256, size, world: WORLD, storage_key: key.as_str(), owner_id };
     match plugins::insert(&state.db, &row).await? {
         Some(row) => {
-            rerender_upgraded(state, &row).await?;
+            // The plugin is registered: a sync that could not be enqueued is logged, not an error.
+            if let Err(e) = rerender_upgraded(state, &row).await {
+                tracing::warn!(plugin = %row.id, error = %e, "rerender on upgrade: cannot enqueue the syncs");
+            }
             Ok(row)
         }
         None => {
@@ -137,6 +140,10 @@ pub async fn delete(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<
     }
     if !caller.is_su() && row.owner_id != Some(caller.id) {
         return Err(Error::Forbidden("a global plugin is deleted by a su".into()));
+    }
+    // A version a project's pin resolves to, with no other version meeting the pin, stays.
+    if let Some(why) = pinned_only_here(state, &row).await? {
+        return Err(Error::conflict(why));
     }
     // A name some project uses keeps its last version (the check and the delete are one step).
     let users = projects_naming(state, &row).await?;
@@ -185,6 +192,33 @@ async fn rerender_upgraded(state: &AppState, new: &PluginRow) -> Result<()> {
     Ok(())
 }
 
+/// Why `plugin` must stay: a live project's variant resolves to it and, without it, its reference
+/// would meet no version (`sepia@1.0.0` with 1.0.0 deleted).
+async fn pinned_only_here(state: &AppState, plugin: &PluginRow) -> Result<Option<String>> {
+    for project in projects::list_all(&state.db, None).await? {
+        let Ok(project) = Project::from_row(project) else { continue };
+        let owner = project.row.owner_id;
+        for variant in &project.settings.variants {
+            let Ok(reference) = PluginRef::parse(&variant.plugin) else { continue };
+            if reference.name != plugin.name || !resolve(&state.db, owner, &variant.plugin).await?.is_ok_and(|r| r.id == plugin.id) {
+                continue;
+            }
+            let (mut own, mut global) = plugins::versions_for(&state.db, owner, &plugin.name).await?;
+            own.retain(|r| r.id != plugin.id);
+            global.retain(|r| r.id != plugin.id);
+            if reference.choose(&own).or_else(|| reference.choose(&global)).is_none() {
+                return Ok(Some(format!(
+                    "variant {:?} of project {} names {:?}, which only this version meets",
+                    variant.name.as_str(),
+                    project.row.id,
+                    variant.plugin
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Ids of the live projects whose settings name `plugin`'s name in its scope (any project for a
 /// global plugin, since one whose owner has none of their own renders with it; the owner's for
 /// an owned one), whatever the pin.
@@ -210,8 +244,10 @@ pub async fn resolve(db: &Db, owner: Uuid, reference: &str) -> Result<std::resul
         Ok(reference) => reference,
         Err(why) => return Ok(Err(why)),
     };
-    let versions = plugins::versions_for(db, owner, &reference.name).await?;
-    Ok(reference.choose(&versions).cloned().ok_or_else(|| reference.unmet()))
+    // The owner's own versions first; the global ones when none of theirs meets the reference.
+    let (own, global) = plugins::versions_for(db, owner, &reference.name).await?;
+    let chosen = reference.choose(&own).or_else(|| reference.choose(&global));
+    Ok(chosen.cloned().ok_or_else(|| reference.unmet()))
 }
 
 /// Why a custom plugin could not be had for a render.

@@ -80,4 +80,12 @@ async fn the_daily_render_budget_stops_renders_until_the_next_day(db: DbKind) {
     exec(&app, yesterday, &t.project_id).await;
     let third = upload(&app, &t).await;
     assert_eq!(job(&app, &t, &third["job_id"]).await["status"], "completed");
+    // And a sync renders what the budget failed.
+    let sync = format!("/projects/{}/sync-variants", t.project_id);
+    let answer: Value = app.post_json(&sync, Some(&t.token), &json!({})).await.json().await.expect("json");
+    drain(&app).await;
+    let synced = job(&app, &t, &answer["job_id"]).await;
+    assert_eq!(synced["report"]["rerendered"], 2, "the second upload's two variants: {synced}");
+    let f: Value = app.get_with_key(&path, &t.key).await.json().await.expect("json");
+    assert_eq!(f["variants"]["thumbnail"]["status"], "ready", "{f}");
 }

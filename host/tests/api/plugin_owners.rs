@@ -85,6 +85,13 @@ async fn two_admins_with_one_plugin_name_never_touch_each_other(db: DbKind) {
     let again: Value =
         app.get_as(&format!("/projects/{}", made["id"].as_str().expect("id")), Some(&ada)).await.json().await.expect("json");
     assert_eq!(again["resolved_plugins"]["toned"]["version"], "1.0.0", "{again}");
+    // A pin none of Ada's versions meets falls back to the global ones.
+    let pinned = project(&app, &ada, vec![variant("toned", "sepia@^9")]).await;
+    assert_eq!(pinned.status(), 201);
+    let pinned: Value = pinned.json().await.expect("json");
+    assert_eq!(pinned["resolved_plugins"]["toned"]["version"], "9.0.0", "{pinned}");
+    let pinned_path = format!("/projects/{}", pinned["id"].as_str().expect("id"));
+    assert_eq!(app.delete_as(&pinned_path, Some(&ada)).await.status(), 204);
     let umas = project(&app, &uma, vec![variant("toned", "sepia")]).await;
     assert_eq!(umas.status(), 201, "the global one is for everyone");
     let umas: Value = umas.json().await.expect("json");
@@ -132,6 +139,20 @@ async fn pins_resolve_and_are_validated(db: DbKind) {
     let bad = json!({"settings": {"variants": [variant("caret", "sepia@^7")]}});
     let why = assert_error(app.put_json(&path, Some(&uma), &bad).await, 400, "validation_failed").await;
     assert!(why.contains("settings.variants[0].plugin"), "{why}");
+
+    // A version a pin needs stays; one other versions can stand in for goes, and the
+    // references follow.
+    let versions: Value = app.get_as("/plugins", Some(&su)).await.json().await.expect("json");
+    let id_of = |v: &str| {
+        let found = versions.as_array().expect("list").iter().find(|p| p["version"] == v).expect("listed");
+        format!("/plugins/{}", found["id"].as_str().expect("id"))
+    };
+    let why = assert_error(app.delete_as(&id_of("1.0.0"), Some(&su)).await, 409, "conflict").await;
+    assert!(why.contains("sepia@1.0.0"), "{why}");
+    assert_eq!(app.delete_as(&id_of("1.10.0"), Some(&su)).await.status(), 204);
+    let now: Value = app.get_as(&path, Some(&uma)).await.json().await.expect("json");
+    assert_eq!(now["resolved_plugins"]["newest"]["version"], "1.2.0", "{now}");
+    assert_eq!(now["resolved_plugins"]["caret"]["version"], "1.2.0", "{now}");
 
     // Every pinned variant renders.
     let (_, key) = app.create_key(&uma, made["id"].as_str().expect("id")).await;

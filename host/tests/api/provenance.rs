@@ -43,6 +43,12 @@ async fn job_report(app: &TestApp, t: &Tenant, id: &str) -> Value {
     job["report"].clone()
 }
 
+/// A job of the project by id, whatever its status.
+async fn job_report_any(app: &TestApp, t: &Tenant, id: &str) -> Value {
+    let jobs: Value = app.get_with_key("/jobs?per_page=100", &t.key).await.json().await.expect("json");
+    jobs["items"].as_array().expect("items").iter().find(|j| j["id"] == id).cloned().expect("listed")
+}
+
 async fn file_syncs(app: &TestApp, t: &Tenant) -> usize {
     let jobs: Value = app.get_with_key("/jobs?per_page=100", &t.key).await.json().await.expect("json");
     jobs["items"].as_array().expect("items").iter().filter(|j| j["kind"] == "sync_file_variants").count()
@@ -92,6 +98,26 @@ async fn syncs_re_render_exactly_what_changed_and_say_so(db: DbKind) {
     assert_eq!(app.put_json(&path, Some(&t.token), &json!({"settings": settings(40, false)})).await.status(), 200);
     assert_eq!(sync(&app, &t).await, report(2, 0, 0, 2));
     assert_eq!(file(&app, &t, &ids[1]).await["variants"]["plain"]["width"], 40);
+
+    // A new version that cannot render: the variants it would replace stay ready and served.
+    let hostile = crate::registry::hostile();
+    assert_eq!(register(&app, &su, Some(hostile), Some("sepia"), Some("1.1.5")).await.status(), 201);
+    let path_sync = format!("/projects/{}/sync-variants", t.project_id);
+    let answer: Value = app.post_json(&path_sync, Some(&t.token), &json!({})).await.json().await.expect("json");
+    drain(&app).await;
+    let broken = job_report_any(&app, &t, answer["job_id"].as_str().expect("id")).await;
+    assert_eq!(broken["report"], report(2, 0, 0, 2), "{broken}");
+    let f = file(&app, &t, &ids[0]).await;
+    let toned = &f["variants"]["toned"];
+    assert_eq!((&toned["status"], &toned["plugin"]["version"]), (&json!("ready"), &json!("1.1.0")), "{f}");
+    let content = app.get_with_key(&format!("/files/{}/content?variant=toned", ids[0]), &t.key).await;
+    assert_eq!(content.status(), 200, "still served");
+    let hostile_id = {
+        let list: Value = app.get_as("/plugins", Some(&su)).await.json().await.expect("json");
+        let found = list.as_array().expect("list").iter().find(|p| p["version"] == "1.1.5").cloned().expect("listed");
+        found["id"].as_str().expect("id").to_owned()
+    };
+    assert_eq!(app.delete_as(&format!("/plugins/{hostile_id}"), Some(&su)).await.status(), 204);
 
     // With rerender_on_upgrade, registering what a variant resolves to syncs by itself.
     let on = app.put_json(&path, Some(&t.token), &json!({"settings": settings(40, true)})).await;

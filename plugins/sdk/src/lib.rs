@@ -31,6 +31,18 @@ pub fn param<'a>(specs: &'a [Spec], name: &str) -> Option<&'a str> {
     specs.first()?.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// Param `name` as a fraction in 0..=1 (`default` when unset), or the variant's `InvalidSpec`.
+pub fn fraction(specs: &[Spec], name: &str, default: f32) -> Result<f32, RenderError> {
+    match param(specs, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<f32>()
+            .ok()
+            .filter(|f| (0.0..=1.0).contains(f))
+            .ok_or_else(|| RenderError::InvalidSpec(format!("{name} must be a number from 0 to 1, got {v:?}"))),
+    }
+}
+
 /// The component glue: exports `info()` and `render()` of the `mbk:plugin` world, converting
 /// between the world's types and this crate's, around `render` (a path to a function of the
 /// shape in the crate docs). `wit:` names the folder holding `plugin.wit` (default `"wit"`).
@@ -130,5 +142,12 @@ mod tests {
         assert_eq!(param(&specs, "strength"), Some("0.5"));
         assert_eq!(param(&specs, "other"), None);
         assert_eq!(param(&[], "strength"), None);
+        assert_eq!(fraction(&specs, "strength", 1.0), Ok(0.5));
+        assert_eq!(fraction(&specs, "other", 1.0), Ok(1.0));
+        let bad = [spec(vec![("strength".into(), "2".into())])];
+        assert_eq!(
+            fraction(&bad, "strength", 1.0),
+            Err(RenderError::InvalidSpec("strength must be a number from 0 to 1, got \"2\"".into()))
+        );
     }
 }
