@@ -251,25 +251,29 @@ fn plugin_command(command: &PluginCommand) -> ExitCode {
             let sdk = sdk.clone().unwrap_or_else(mbk_host::author::scaffold::default_sdk);
             match mbk_host::author::scaffold::new_plugin(dir, name, &sdk) {
                 Ok(made) => {
-                    println!("created {}: see its README.md (cargo build --profile plugin, then validate and push)", made.display());
+                    println!(
+                        "created {}: see its README.md (cargo build --profile plugin, then validate and push)",
+                        made.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
             }
         }
         PluginCommand::Push { file, name, version } => {
-            let pushed = std::fs::read(file).with_context(|| format!("cannot read {}", file.display())).and_then(|wasm| {
-                let url = std::env::var("MBK_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-                let token = std::env::var("MBK_TOKEN").ok().filter(|t| !t.is_empty());
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(mbk_host::author::push::push(mbk_host::author::push::Push {
-                    url: &url,
-                    token,
-                    wasm,
-                    name,
-                    version,
-                }))
-            });
+            let pushed =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display())).and_then(|wasm| {
+                    let url = std::env::var("MBK_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+                    let token = std::env::var("MBK_TOKEN").ok().filter(|t| !t.is_empty());
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime.block_on(mbk_host::author::push::push(mbk_host::author::push::Push {
+                        url: &url,
+                        token,
+                        wasm,
+                        name,
+                        version,
+                    }))
+                });
             match pushed {
                 Ok(plugin) => {
                     println!("{}", serde_json::to_string_pretty(&plugin).unwrap_or_default());

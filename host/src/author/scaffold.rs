@@ -39,7 +39,8 @@ pub fn new_plugin(parent: &Path, name: &str, sdk: &Path) -> anyhow::Result<PathB
     ];
     for (path, text) in files {
         let path = dir.join(path);
-        std::fs::create_dir_all(path.parent().unwrap_or(&dir)).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(dir)

@@ -235,7 +235,13 @@ pub fn renders_file(kind: &str) -> bool {
 /// Ends `worker`'s job: `completed` (error cleared) or `failed` with `error`. False when the
 /// worker no longer holds it (taken back, or its project deleted).
 #[tracing::instrument(skip(db, error))]
-pub async fn finish(db: &Db, id: Uuid, worker: &str, status: JobStatus, error: Option<&str>) -> Result<bool, sqlx::Error> {
+pub async fn finish(
+    db: &Db,
+    id: Uuid,
+    worker: &str,
+    status: JobStatus,
+    error: Option<&str>,
+) -> Result<bool, sqlx::Error> {
     let args = [Arg::MaybeText(Some(status.as_str())), Arg::MaybeText(error.map(super::clip))];
     let_go(db, id, worker, "status = $4, error = $5", &args).await
 }

@@ -92,3 +92,27 @@ pub async fn of_jobs(db: &Db, jobs: &[Uuid]) -> Result<Vec<PluginRunRow>, sqlx::
         query.fetch_all(pool).await
     })
 }
+
+/// Deletes the runs made before `before`; how many.
+#[tracing::instrument(skip(db))]
+pub async fn delete_before(db: &Db, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("DELETE FROM plugin_runs WHERE created_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
+}
+
+/// Deletes a (purged) project's runs; how many.
+#[tracing::instrument(skip(db))]
+pub async fn delete_of_project(db: &Db, project_id: Uuid) -> Result<u64, sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query("DELETE FROM plugin_runs WHERE project_id = $1")
+            .bind(project_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
+}

@@ -102,7 +102,11 @@ async fn list_plugins(State(state): State<AppState>, user: CurrentUser) -> AppRe
     get, path = "/plugins/{id}", tag = "plugins", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = PluginView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
 )]
-async fn get_plugin(State(state): State<AppState>, user: CurrentUser, Path(id): Path<Uuid>) -> AppResult<Json<PluginView>> {
+async fn get_plugin(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<PluginView>> {
     Ok(Json(registry::find(&state, &user, id).await?.into()))
 }
 

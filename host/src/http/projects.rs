@@ -65,7 +65,9 @@ impl ProjectView {
         let resolved = service::resolved_plugins(state, &p).await?;
         let resolved_plugins = resolved
             .into_iter()
-            .map(|(variant, r)| (variant, ResolvedPlugin { id: r.id, name: r.name, version: r.version, sha256: r.sha256 }))
+            .map(|(variant, r)| {
+                (variant, ResolvedPlugin { id: r.id, name: r.name, version: r.version, sha256: r.sha256 })
+            })
             .collect();
         Ok(ProjectView {
             id: p.row.id,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::Transient;
 use crate::AppState;
-use crate::db::{files, projects};
+use crate::db::{files, plugin_runs, projects};
 use crate::storage::BlobKey;
 use crate::storage::keys::project_prefix;
 
@@ -36,6 +36,9 @@ pub struct Report {
     /// Writes that never finished, older than the grace period, removed: temp files of the
     /// filesystem store, incomplete multipart uploads (of our layout) on S3.
     pub incomplete_uploads_removed: usize,
+    /// `plugin_runs` rows older than the purge period (the daily budget reads one day; a job's
+    /// `plugin_runs` lists them until then), and those of purged projects.
+    pub plugin_runs_purged: u64,
 }
 
 pub async fn run(state: &AppState) -> Result<Report, Transient> {
@@ -55,8 +58,11 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
         if projects::delete_rows(&state.db, project.id).await? {
             report.projects_purged += 1;
         }
+        report.plugin_runs_purged += plugin_runs::delete_of_project(&state.db, project.id).await?;
         tracing::info!(project = %project.id, "cleanup: purged a project deleted before {cutoff}");
     }
+
+    report.plugin_runs_purged += plugin_runs::delete_before(&state.db, cutoff).await?;
 
     let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
     let young_after = Utc::now() - grace;

@@ -84,7 +84,11 @@ impl Backend for JobQueue {
         if worker.task_count() > 0 { Poll::Pending } else { Poll::Ready(Ok(())) }
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>, worker: &WorkerContext) -> Poll<Option<Result<Task<Claimed>, Infallible>>> {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        worker: &WorkerContext,
+    ) -> Poll<Option<Result<Task<Claimed>, Infallible>>> {
         loop {
             self.next = match std::mem::replace(&mut self.next, Next::Idle) {
                 Next::Idle | Next::Releasing(_) => self.claim(worker.name()),

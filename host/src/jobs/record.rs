@@ -174,7 +174,9 @@ fn log(claimed: &Claimed, ran: &Ran, took: Duration, detail: &str) {
     let (kind, id, attempt, res) = (&job.kind, job.id, job.attempts, ran.label());
     match ran {
         Ran::Failed(why) | Ran::Retrying(why) => {
-            tracing::warn!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why}{detail} | res={res}")
+            tracing::warn!(
+                "Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms {why}{detail} | res={res}"
+            )
         }
         Ran::Completed | Ran::Lost => {
             tracing::info!("Jobs | {kind} {id} | project={project} attempt={attempt} {ms:.1}ms | res={res}")

@@ -70,7 +70,8 @@ pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) ->
     let wanted = &project.settings.variants;
     let existing = files::variants_of(&state.db, file.id).await?;
     let same = |v: &VariantRow, s: &VariantSpec| s.name.as_str() == v.name && s.format.as_str() == v.format;
-    let mut plan = Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), retry: 0, report: Report::default() };
+    let mut plan =
+        Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), retry: 0, report: Report::default() };
     for v in existing.iter() {
         let Some(spec) = wanted.iter().find(|s| same(v, s)) else {
             plan.remove.push(v.clone());

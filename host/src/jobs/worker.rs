@@ -130,7 +130,13 @@ impl Worker {
                 tracing::warn!(worker = worker.name(), error = %error, "Jobs | a worker stopped; starting it again");
                 true
             });
-        if let Err(e) = monitor.run_with_signal(async move { stop.cancelled().await; Ok(()) }).await {
+        if let Err(e) = monitor
+            .run_with_signal(async move {
+                stop.cancelled().await;
+                Ok(())
+            })
+            .await
+        {
             tracing::error!(error = %e, "Jobs | the workers ended with an error");
         }
         duties.cancel();

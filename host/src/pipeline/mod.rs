@@ -88,7 +88,12 @@ impl Renderer {
     }
 
     /// [`Renderer::render_standard`], and the call's peak linear memory (in the sandbox).
-    pub fn render_standard_metered(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> (RenderResults, Option<u64>) {
+    pub fn render_standard_metered(
+        &self,
+        input: &[u8],
+        max_pixels: u64,
+        specs: &[Spec],
+    ) -> (RenderResults, Option<u64>) {
         let (name, (results, peak)) = match &self.standard {
             Some(component) => ("mbk-standard", self.plugins.render_metered(component, input, max_pixels, specs)),
             None => {

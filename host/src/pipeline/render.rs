@@ -15,11 +15,11 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::Renderer;
-use crate::AppState;
 use super::metering::{self, Meter};
 use super::provenance;
-use crate::db::plugin_runs::{self, NewPluginRun};
+use crate::AppState;
 use crate::db::files::{self, FileRow, Provenance, VariantRow};
+use crate::db::plugin_runs::{self, NewPluginRun};
 use crate::db::plugins::PluginRow;
 use crate::db::status::{FileStatus, VariantStatus};
 use crate::plugins::registry::{self, Unavailable};
@@ -140,7 +140,8 @@ pub async fn render_with_outdated(
 /// Fails every variant of the file that is not `ready` with `why` (its project's settings cannot
 /// be read, so nothing can be rendered).
 pub async fn fail_pending(state: &AppState, file_id: Uuid, why: &str) -> Result<Outcome, Retry> {
-    let pending = files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != VariantStatus::Ready).count();
+    let pending =
+        files::variants_of(&state.db, file_id).await?.into_iter().filter(|v| v.status != VariantStatus::Ready).count();
     if pending > 0 {
         files::give_up(&state.db, file_id, why).await?;
     }
@@ -251,9 +252,9 @@ async fn run_plugin(
         Err(why) => return Ok((Err(PluginFailure::Invalid(format!("plugin {plugin:?}: {why}"))), None)),
     };
     if row.builtin {
-        let digest = renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| provenance::NATIVE.into());
-        let (results, meter) =
-            off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs)).await;
+        let digest =
+            renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| provenance::NATIVE.into());
+        let (results, meter) = off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs)).await;
         record_run(state, project, (&row, &digest), variants, meter).await?;
         return Ok((results, Some((row, digest))));
     }
@@ -301,9 +302,7 @@ async fn record_run(
 
 /// Rendering is CPU-bound: never on the async runtime's threads. A panic of the host's own
 /// code is logged; tenants read a stable reason, not the panic's text. Measured where it runs.
-async fn off_runtime(
-    render: impl FnOnce() -> (RenderResults, Option<u64>) + Send + 'static,
-) -> (RenderResults, Meter) {
+async fn off_runtime(render: impl FnOnce() -> (RenderResults, Option<u64>) + Send + 'static) -> (RenderResults, Meter) {
     tokio::task::spawn_blocking(move || metering::measured(render)).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the render task panicked");
         (Err(PluginFailure::Trap("the renderer crashed".into())), Meter::default())

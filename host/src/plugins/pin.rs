@@ -107,9 +107,6 @@ mod tests {
         assert!(PluginRef::parse("sepia@^x").expect_err("bad range").contains("not a semver requirement"));
         assert!(PluginRef::parse("sepia@").expect_err("empty").contains("not a semver requirement"));
         assert!(PluginRef::parse("@^1").expect_err("no name").contains("not a plugin name"));
-        assert_eq!(
-            PluginRef::parse("sepia@^3").expect("parses").unmet(),
-            "no version of plugin \"sepia\" meets ^3"
-        );
+        assert_eq!(PluginRef::parse("sepia@^3").expect("parses").unmet(), "no version of plugin \"sepia\" meets ^3");
     }
 }

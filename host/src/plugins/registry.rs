@@ -80,7 +80,13 @@ pub async fn find(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<Pl
 
 /// Checks, compiles and stores a component registered by `caller` (an admin: theirs; a su:
 /// global); its row.
-pub async fn register(state: &AppState, caller: &CurrentUser, name: &str, version: &str, wasm: Bytes) -> Result<PluginRow> {
+pub async fn register(
+    state: &AppState,
+    caller: &CurrentUser,
+    name: &str,
+    version: &str,
+    wasm: Bytes,
+) -> Result<PluginRow> {
     check_name(name)?;
     check_version(version)?;
     if name == STANDARD_PLUGIN {
@@ -200,7 +206,9 @@ async fn pinned_only_here(state: &AppState, plugin: &PluginRow) -> Result<Option
         let owner = project.row.owner_id;
         for variant in &project.settings.variants {
             let Ok(reference) = PluginRef::parse(&variant.plugin) else { continue };
-            if reference.name != plugin.name || !resolve(&state.db, owner, &variant.plugin).await?.is_ok_and(|r| r.id == plugin.id) {
+            if reference.name != plugin.name
+                || !resolve(&state.db, owner, &variant.plugin).await?.is_ok_and(|r| r.id == plugin.id)
+            {
                 continue;
             }
             let (mut own, mut global) = plugins::versions_for(&state.db, owner, &plugin.name).await?;
@@ -239,7 +247,11 @@ async fn projects_naming(state: &AppState, plugin: &PluginRow) -> Result<Vec<Uui
 
 /// The plugin `reference` (a variant's `plugin`) resolves to for projects of `owner` now.
 /// `Ok(Err(why))`: it names nothing they may use.
-pub async fn resolve(db: &Db, owner: Uuid, reference: &str) -> Result<std::result::Result<PluginRow, String>, sqlx::Error> {
+pub async fn resolve(
+    db: &Db,
+    owner: Uuid,
+    reference: &str,
+) -> Result<std::result::Result<PluginRow, String>, sqlx::Error> {
     let reference = match PluginRef::parse(reference) {
         Ok(reference) => reference,
         Err(why) => return Ok(Err(why)),

@@ -10,11 +10,11 @@ use super::settings::ProjectSettings;
 use crate::AppState;
 use crate::auth::{CurrentUser, api_keys as keygen};
 use crate::db::api_keys::{self, ApiKeyRow};
-use crate::db::projects::{self, NewProject, ProjectRow};
 use crate::db::plugins::PluginRow;
+use crate::db::projects::{self, NewProject, ProjectRow};
 use crate::db::{Db, is_unique_violation};
-use crate::plugins::registry;
 use crate::error::{Error, Result};
+use crate::plugins::registry;
 use crate::storage::keys::{project_prefix, slugify};
 use crate::storage::{BlobKey, BlobStore};
 

@@ -29,7 +29,9 @@ fn run(mut cmd: Command, what: &str) -> String {
 fn cargo_build(dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(dir).args(["build", "--profile", "plugin"]).env("CARGO_TARGET_DIR", wasm_target_dir());
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in
+        ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"]
+    {
         cmd.env_remove(var);
     }
     cmd
@@ -79,9 +81,7 @@ async fn five_commands_take_an_author_from_nothing_to_a_rendered_variant() {
     let (status, project) = post(&client, &base, "/projects", Some(&token), json!({"name": "mine"})).await;
     assert_eq!(status, 201, "{project}");
     let id = project["id"].as_str().expect("id");
-    let variant = |name: &str, plugin: &str| {
-        json!({"name": name, "width": 96, "height": 64, "fit": "cover", "format": "png", "quality": 90, "plugin": plugin})
-    };
+    let variant = |name: &str, plugin: &str| json!({"name": name, "width": 96, "height": 64, "fit": "cover", "format": "png", "quality": 90, "plugin": plugin});
     let settings = json!({"settings": {"variants": [variant("inverted", "invert"), variant("plain", "mbk-standard")]}});
     let updated = client.put(format!("{base}/projects/{id}")).bearer_auth(&token).json(&settings).send().await;
     assert_eq!(updated.expect("put").status(), 200);
@@ -103,7 +103,8 @@ async fn five_commands_take_an_author_from_nothing_to_a_rendered_variant() {
     let path = format!("{base}/files/{}", file["id"].as_str().expect("id"));
     let deadline = Instant::now() + Duration::from_secs(120);
     let file = loop {
-        let f: Value = client.get(&path).header("x-api-key", &key).send().await.expect("get").json().await.expect("json");
+        let f: Value =
+            client.get(&path).header("x-api-key", &key).send().await.expect("get").json().await.expect("json");
         if f["status"] != "processing" || Instant::now() > deadline {
             break f;
         }
@@ -130,7 +131,8 @@ async fn five_commands_take_an_author_from_nothing_to_a_rendered_variant() {
     let (inv, plain) = (pixels("inverted").await, pixels("plain").await);
     assert_eq!((inv.dimensions(), plain.dimensions()), ((96, 64), (96, 64)));
     // Inverted against the standard render of the same size: each channel sums to about 255.
-    let off: f64 = inv.as_raw().iter().zip(plain.as_raw()).map(|(a, b)| (f64::from(*a) + f64::from(*b) - 255.0).abs()).sum();
+    let off: f64 =
+        inv.as_raw().iter().zip(plain.as_raw()).map(|(a, b)| (f64::from(*a) + f64::from(*b) - 255.0).abs()).sum();
     let mean = off / inv.as_raw().len() as f64;
     assert!(mean < 3.0, "the plugin inverted the picture (mean distance {mean:.2} from 255 - plain)");
 }

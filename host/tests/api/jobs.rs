@@ -172,7 +172,9 @@ mod admin {
         }
         let failed =
             jobs::insert(&app.state.db, Some(pid(&ada_project)), None, "sync_project_variants").await.expect("job");
-        jobs::set_status(&app.state.db, failed.id, JobStatus::Failed, 3, Some("storage unreachable")).await.expect("update");
+        jobs::set_status(&app.state.db, failed.id, JobStatus::Failed, 3, Some("storage unreachable"))
+            .await
+            .expect("update");
         jobs::insert(&app.state.db, Some(pid(&uma_project)), None, "process_image").await.expect("job");
 
         let all: Value = app.get_as("/admin/jobs", Some(&su)).await.json().await.expect("json");

@@ -7,12 +7,13 @@
 use mbk_host::db::users::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{DbKind, StoreKind, TestApp, Tenant, db_tests, drain, fixture};
+use crate::helpers::{DbKind, StoreKind, Tenant, TestApp, db_tests, drain, fixture};
 
 db_tests!(jobs_show_what_their_plugin_calls_cost, the_daily_render_budget_stops_renders_until_the_next_day);
 
 async fn upload(app: &TestApp, t: &Tenant) -> Value {
-    let file: Value = app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    let file: Value =
+        app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
     drain(app).await;
     file
 }
@@ -40,12 +41,16 @@ async fn jobs_show_what_their_plugin_calls_cost(db: DbKind) {
 
     let (_, su) = app.user_with_token("root", Role::Su).await;
     let admin: Value = app.get_as("/admin/jobs", Some(&su)).await.json().await.expect("json");
-    let listed = admin["projects"].as_array().expect("projects").iter().find(|p| p["project_id"] == t.project_id.as_str());
+    let listed =
+        admin["projects"].as_array().expect("projects").iter().find(|p| p["project_id"] == t.project_id.as_str());
     let listed = listed.expect("the project")["jobs"]["items"][0].clone();
     assert_eq!(listed["plugin_runs"], j["plugin_runs"]);
 
     let metrics = app.get("/metrics").await.text().await.expect("text");
-    assert!(metrics.contains("mbk_plugin_run_duration_seconds_bucket{plugin=\"mbk-standard\",le=\"0.005\"}"), "{metrics}");
+    assert!(
+        metrics.contains("mbk_plugin_run_duration_seconds_bucket{plugin=\"mbk-standard\",le=\"0.005\"}"),
+        "{metrics}"
+    );
 }
 
 /// Runs `sql` with the project's id as `$1` (tests only: using up and moving the day's time).
@@ -88,4 +93,10 @@ async fn the_daily_render_budget_stops_renders_until_the_next_day(db: DbKind) {
     assert_eq!(synced["report"]["rerendered"], 2, "the second upload's two variants: {synced}");
     let f: Value = app.get_with_key(&path, &t.key).await.json().await.expect("json");
     assert_eq!(f["variants"]["thumbnail"]["status"], "ready", "{f}");
+
+    // The cleanup purges runs older than its purge period (zero here): every one of them.
+    let (_, later, _stop) = app.sibling(|c| c.jobs.purge_after = std::time::Duration::ZERO).await;
+    let report = mbk_host::jobs::cleanup::run(&later).await.expect("cleanup");
+    assert!(report.plugin_runs_purged >= 3, "{report:?}");
+    assert!(job(&app, &t, &third["job_id"]).await.get("plugin_runs").is_none(), "purged");
 }

@@ -68,12 +68,21 @@ async fn two_admins_with_one_plugin_name_never_touch_each_other(db: DbKind) {
     let made: Value = made.json().await.expect("json");
     assert_eq!(made["resolved_plugins"]["toned"]["id"], adas["id"], "{made}");
     let (_, key) = app.create_key(&ada, made["id"].as_str().expect("id")).await;
-    let file: Value = app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
-    assert_eq!(drain(&app).await, 1);
     let file: Value =
-        app.get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key).await.json().await.expect("json");
+        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    assert_eq!(drain(&app).await, 1);
+    let file: Value = app
+        .get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key)
+        .await
+        .json()
+        .await
+        .expect("json");
     let toned = &file["variants"]["toned"];
-    assert_eq!((&toned["status"], &toned["width"], &toned["height"]), (&json!("ready"), &json!(64), &json!(48)), "{file}");
+    assert_eq!(
+        (&toned["status"], &toned["width"], &toned["height"]),
+        (&json!("ready"), &json!(64), &json!(48)),
+        "{file}"
+    );
 
     // Nobody else names, replaces or deletes an admin's plugin.
     let why = assert_error(project(&app, &uma, vec![variant("toned", "sepia")]).await, 400, "validation_failed").await;
@@ -82,8 +91,12 @@ async fn two_admins_with_one_plugin_name_never_touch_each_other(db: DbKind) {
     assert_error(app.delete_as(&adas_path, Some(&uma)).await, 403, "forbidden").await;
     // A su's global sepia, newer still, does not shadow Ada's either; Ada's user-less names do.
     registered(&app, &su, hostile(), "sepia", "9.0.0").await;
-    let again: Value =
-        app.get_as(&format!("/projects/{}", made["id"].as_str().expect("id")), Some(&ada)).await.json().await.expect("json");
+    let again: Value = app
+        .get_as(&format!("/projects/{}", made["id"].as_str().expect("id")), Some(&ada))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(again["resolved_plugins"]["toned"]["version"], "1.0.0", "{again}");
     // A pin none of Ada's versions meets falls back to the global ones.
     let pinned = project(&app, &ada, vec![variant("toned", "sepia@^9")]).await;
@@ -156,10 +169,15 @@ async fn pins_resolve_and_are_validated(db: DbKind) {
 
     // Every pinned variant renders.
     let (_, key) = app.create_key(&uma, made["id"].as_str().expect("id")).await;
-    let file: Value = app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
-    assert_eq!(drain(&app).await, 1);
     let file: Value =
-        app.get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key).await.json().await.expect("json");
+        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    assert_eq!(drain(&app).await, 1);
+    let file: Value = app
+        .get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key)
+        .await
+        .json()
+        .await
+        .expect("json");
     for (name, _) in pins {
         assert_eq!(file["variants"][name]["status"], "ready", "{name}: {file}");
     }

@@ -9,7 +9,7 @@ use mbk_host::pipeline::STANDARD_COMPONENT;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::helpers::{DbKind, StoreKind, TestApp, Tenant, db_tests, drain, fixture};
+use crate::helpers::{DbKind, StoreKind, Tenant, TestApp, db_tests, drain, fixture};
 use crate::registry::{register, sepia};
 
 db_tests!(syncs_re_render_exactly_what_changed_and_say_so);
@@ -65,12 +65,16 @@ async fn syncs_re_render_exactly_what_changed_and_say_so(db: DbKind) {
     let t = app.project_with_key(settings(32, false)).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let f: Value = app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+        let f: Value =
+            app.upload("/upload/image", &t.key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
         ids.push(f["id"].as_str().expect("id").to_owned());
     }
     drain(&app).await;
     let first = file(&app, &t, &ids[0]).await;
-    assert_eq!(first["variants"]["toned"]["plugin"], json!({"name": "sepia", "version": "1.0.0", "sha256": sha(&sepia())}));
+    assert_eq!(
+        first["variants"]["toned"]["plugin"],
+        json!({"name": "sepia", "version": "1.0.0", "sha256": sha(&sepia())})
+    );
     let plain_by = first["variants"]["plain"]["plugin"].clone();
     assert_eq!(plain_by["name"], "mbk-standard", "{first}");
 
@@ -79,7 +83,10 @@ async fn syncs_re_render_exactly_what_changed_and_say_so(db: DbKind) {
     assert_eq!(file_syncs(&app, &t).await, 0);
 
     // A new version `sepia@^1` resolves to (other code): exactly the toned variants render again.
-    assert_eq!(register(&app, &su, Some(STANDARD_COMPONENT.to_vec()), Some("sepia"), Some("1.1.0")).await.status(), 201);
+    assert_eq!(
+        register(&app, &su, Some(STANDARD_COMPONENT.to_vec()), Some("sepia"), Some("1.1.0")).await.status(),
+        201
+    );
     assert_eq!(sync(&app, &t).await, report(2, 0, 0, 2));
     assert_eq!(file_syncs(&app, &t).await, 2);
     for id in &ids {

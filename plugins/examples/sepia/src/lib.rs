@@ -42,8 +42,7 @@ mbk_plugin_sdk::component!(
 mod tests {
     #[test]
     fn sepia_warms_grey() {
-        let mut image =
-            mbk_plugin_sdk::Decoded { width: 1, height: 1, pixels: vec![100, 100, 100], has_alpha: false };
+        let mut image = mbk_plugin_sdk::Decoded { width: 1, height: 1, pixels: vec![100, 100, 100], has_alpha: false };
         super::sepia(&mut image, 1.0);
         let [r, g, b] = [image.pixels[0], image.pixels[1], image.pixels[2]];
         assert!(r > g && g > b, "{r} {g} {b}");
