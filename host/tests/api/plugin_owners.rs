@@ -32,6 +32,16 @@ async fn listed(app: &TestApp, token: &str) -> Vec<String> {
     list.as_array().expect("a list").iter().map(label).collect()
 }
 
+/// Uploads a photo to `project` (with a new key of `token`'s), runs the queue; the File as then.
+async fn rendered_upload(app: &TestApp, token: &str, project: &Value) -> Value {
+    let (_, key) = app.create_key(token, project["id"].as_str().expect("id")).await;
+    let file: Value =
+        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    assert_eq!(drain(app).await, 1);
+    let path = format!("/files/{}", file["id"].as_str().expect("id"));
+    app.get_with_key(&path, &key).await.json().await.expect("json")
+}
+
 async fn project(app: &TestApp, token: &str, variants: Vec<Value>) -> reqwest::Response {
     let body = json!({"name": "p", "settings": {"variants": variants}});
     app.post_json("/projects", Some(token), &body).await
@@ -67,16 +77,7 @@ async fn two_admins_with_one_plugin_name_never_touch_each_other(db: DbKind) {
     assert_eq!(made.status(), 201);
     let made: Value = made.json().await.expect("json");
     assert_eq!(made["resolved_plugins"]["toned"]["id"], adas["id"], "{made}");
-    let (_, key) = app.create_key(&ada, made["id"].as_str().expect("id")).await;
-    let file: Value =
-        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
-    assert_eq!(drain(&app).await, 1);
-    let file: Value = app
-        .get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let file = rendered_upload(&app, &ada, &made).await;
     let toned = &file["variants"]["toned"];
     assert_eq!(
         (&toned["status"], &toned["width"], &toned["height"]),
@@ -168,16 +169,7 @@ async fn pins_resolve_and_are_validated(db: DbKind) {
     assert_eq!(now["resolved_plugins"]["caret"]["version"], "1.2.0", "{now}");
 
     // Every pinned variant renders.
-    let (_, key) = app.create_key(&uma, made["id"].as_str().expect("id")).await;
-    let file: Value =
-        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
-    assert_eq!(drain(&app).await, 1);
-    let file: Value = app
-        .get_with_key(&format!("/files/{}", file["id"].as_str().expect("id")), &key)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let file = rendered_upload(&app, &uma, &made).await;
     for (name, _) in pins {
         assert_eq!(file["variants"][name]["status"], "ready", "{name}: {file}");
     }
