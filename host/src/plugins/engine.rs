@@ -295,21 +295,8 @@ impl PluginEngine {
         max_pixels: u64,
         specs: &[Spec],
     ) -> (RenderResults, Option<u64>) {
-        let mut peak = None;
-        let results = self.render_in(plugin, input, max_pixels, specs, &mut peak);
-        (results, peak)
-    }
-
-    fn render_in(
-        &self,
-        plugin: &CompiledPlugin,
-        input: &[u8],
-        max_pixels: u64,
-        specs: &[Spec],
-        peak: &mut Option<u64>,
-    ) -> RenderResults {
         let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
-        let answer = self.run(async {
+        let called = self.run(async {
             let (mut store, stderr) = self.store(&plugin.name);
             let instance =
                 plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
@@ -317,16 +304,22 @@ impl PluginEngine {
                 .call_render(&mut store, input, wit::DecodeLimits { max_pixels }, &wit_specs)
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))?;
-            *peak = Some(store.data().limiter.peak as u64);
-            Ok(answer)
-        })?;
+            Ok((answer, store.data().limiter.peak as u64))
+        });
+        match called {
+            Ok((answer, peak)) => (Self::results(answer, specs.len()), Some(peak)),
+            Err(failure) => (Err(failure), None),
+        }
+    }
+
+    /// A render's answer, checked to hold one result per spec.
+    fn results(
+        answer: Result<Vec<Result<wit::Rendered, wit::RenderError>>, wit::RenderError>,
+        specs: usize,
+    ) -> RenderResults {
         let results = answer.map_err(|e| PluginFailure::Render(e.into()))?;
-        if results.len() != specs.len() {
-            return Err(PluginFailure::Trap(format!(
-                "returned {} results for {} variants",
-                results.len(),
-                specs.len()
-            )));
+        if results.len() != specs {
+            return Err(PluginFailure::Trap(format!("returned {} results for {specs} variants", results.len())));
         }
         Ok(results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect())
     }

@@ -152,7 +152,7 @@ pub async fn delete(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<
         return Err(Error::conflict(why));
     }
     // A name some project uses keeps its last version (the check and the delete are one step).
-    let users = projects_naming(state, &row).await?;
+    let users: Vec<Uuid> = projects_using(state, &row).await?.into_iter().map(|(p, _)| p.row.id).collect();
     match plugins::delete(&state.db, id, &row.name, !users.is_empty()).await? {
         Deleted::Yes => {}
         Deleted::NotFound => return Err(Error::not_found("plugin", id)),
@@ -178,16 +178,12 @@ pub async fn delete(state: &AppState, caller: &CurrentUser, id: Uuid) -> Result<
 /// Enqueues the sync of every project with `rerender_on_upgrade` that has a variant whose
 /// `plugin` now resolves to `new` (just registered): the sync re-renders exactly what it changes.
 async fn rerender_upgraded(state: &AppState, new: &PluginRow) -> Result<()> {
-    for project in projects::list_all(&state.db, None).await? {
-        if new.owner_id.is_some_and(|owner| owner != project.owner_id) {
-            continue;
-        }
-        let Ok(project) = Project::from_row(project) else { continue };
+    for (project, variants) in projects_using(state, new).await? {
         if !project.settings.rerender_on_upgrade {
             continue;
         }
-        for variant in &project.settings.variants {
-            if resolve(&state.db, project.row.owner_id, &variant.plugin).await?.is_ok_and(|r| r.id == new.id) {
+        for (_, reference) in variants {
+            if resolve(&state.db, project.row.owner_id, &reference).await?.is_ok_and(|r| r.id == new.id) {
                 let job = crate::db::jobs::enqueue_project_sync(&state.db, project.row.id).await?;
                 tracing::info!(project = %project.row.id, job = %job.id, plugin = %new.name, version = %new.version, "rerender on upgrade: sync enqueued");
                 state.wake.notify_waiters();
@@ -201,25 +197,20 @@ async fn rerender_upgraded(state: &AppState, new: &PluginRow) -> Result<()> {
 /// Why `plugin` must stay: a live project's variant resolves to it and, without it, its reference
 /// would meet no version (`sepia@1.0.0` with 1.0.0 deleted).
 async fn pinned_only_here(state: &AppState, plugin: &PluginRow) -> Result<Option<String>> {
-    for project in projects::list_all(&state.db, None).await? {
-        let Ok(project) = Project::from_row(project) else { continue };
+    for (project, variants) in projects_using(state, plugin).await? {
         let owner = project.row.owner_id;
-        for variant in &project.settings.variants {
-            let Ok(reference) = PluginRef::parse(&variant.plugin) else { continue };
-            if reference.name != plugin.name
-                || !resolve(&state.db, owner, &variant.plugin).await?.is_ok_and(|r| r.id == plugin.id)
-            {
+        for (variant, reference) in variants {
+            if !resolve(&state.db, owner, &reference).await?.is_ok_and(|r| r.id == plugin.id) {
                 continue;
             }
+            let Ok(parsed) = PluginRef::parse(&reference) else { continue };
             let (mut own, mut global) = plugins::versions_for(&state.db, owner, &plugin.name).await?;
             own.retain(|r| r.id != plugin.id);
             global.retain(|r| r.id != plugin.id);
-            if reference.choose(&own).or_else(|| reference.choose(&global)).is_none() {
+            if parsed.choose(&own).or_else(|| parsed.choose(&global)).is_none() {
                 return Ok(Some(format!(
-                    "variant {:?} of project {} names {:?}, which only this version meets",
-                    variant.name.as_str(),
-                    project.row.id,
-                    variant.plugin
+                    "variant {variant:?} of project {} names {reference:?}, which only this version meets",
+                    project.row.id
                 )));
             }
         }
@@ -227,22 +218,28 @@ async fn pinned_only_here(state: &AppState, plugin: &PluginRow) -> Result<Option
     Ok(None)
 }
 
-/// Ids of the live projects whose settings name `plugin`'s name in its scope (any project for a
-/// global plugin, since one whose owner has none of their own renders with it; the owner's for
-/// an owned one), whatever the pin.
-async fn projects_naming(state: &AppState, plugin: &PluginRow) -> Result<Vec<Uuid>> {
-    let mut users = Vec::new();
+/// The live projects whose settings name `plugin`'s name in its scope (any project for a global
+/// plugin, since one whose owner has none of their own renders with it; the owner's for an owned
+/// one), each with its (variant name, reference) pairs naming it, whatever the pin.
+async fn projects_using(state: &AppState, plugin: &PluginRow) -> Result<Vec<(Project, Vec<(String, String)>)>> {
+    let mut using = Vec::new();
     for row in projects::list_all(&state.db, None).await? {
         if plugin.owner_id.is_some_and(|owner| owner != row.owner_id) {
             continue;
         }
         let project = Project::from_row(row)?;
-        let names = |(_, p): &(usize, &str)| PluginRef::parse(p).is_ok_and(|r| r.name == plugin.name);
-        if project.settings.plugins().iter().any(names) {
-            users.push(project.row.id);
+        let variants: Vec<(String, String)> = project
+            .settings
+            .variants
+            .iter()
+            .filter(|v| PluginRef::parse(&v.plugin).is_ok_and(|r| r.name == plugin.name))
+            .map(|v| (v.name.as_str().to_owned(), v.plugin.clone()))
+            .collect();
+        if !variants.is_empty() {
+            using.push((project, variants));
         }
     }
-    Ok(users)
+    Ok(using)
 }
 
 /// The plugin `reference` (a variant's `plugin`) resolves to for projects of `owner` now.

@@ -61,13 +61,18 @@ async fn parse_settings(db: &Db, owner: Uuid, raw: serde_json::Value) -> Result<
 /// What each variant's `plugin` resolves to now, by variant name (one that no longer resolves,
 /// its last version deleted, is left out: its renders fail with the reason).
 pub async fn resolved_plugins(state: &AppState, project: &Project) -> Result<BTreeMap<String, PluginRow>> {
-    let mut resolved = BTreeMap::new();
-    for variant in &project.settings.variants {
-        if let Ok(row) = registry::resolve(&state.db, project.row.owner_id, &variant.plugin).await? {
-            resolved.insert(variant.name.as_str().to_owned(), row);
-        }
+    // One look-up per distinct reference (most variants name the standard plugin alike).
+    let mut by_reference: BTreeMap<&str, Option<PluginRow>> = BTreeMap::new();
+    for (_, reference) in project.settings.plugins() {
+        let row = registry::resolve(&state.db, project.row.owner_id, reference).await?.ok();
+        by_reference.insert(reference, row);
     }
-    Ok(resolved)
+    Ok(project
+        .settings
+        .variants
+        .iter()
+        .filter_map(|v| Some((v.name.as_str().to_owned(), by_reference.get(v.plugin.as_str())?.clone()?)))
+        .collect())
 }
 
 pub async fn create(
