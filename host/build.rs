@@ -25,14 +25,25 @@ fn main() {
     println!("cargo:rerun-if-env-changed=MBK_SKIP_WASM");
 
     let skip = std::env::var("MBK_SKIP_WASM").is_ok_and(|v| v == "1");
-    // One inner build for the three components: their shared dependencies compile once.
+    // One inner build for the five components: their shared dependencies compile once.
     let built = if skip {
         Err("MBK_SKIP_WASM=1".to_owned())
     } else {
         build(
             &workspace,
             &out_dir,
-            &["-p", "mbk-standard-component", "-p", "mbk-sepia", "-p", "mbk-hostile", "-p", "mbk-snoop"],
+            &[
+                "-p",
+                "mbk-standard-component",
+                "-p",
+                "mbk-sepia",
+                "-p",
+                "mbk-hostile",
+                "-p",
+                "mbk-snoop",
+                "-p",
+                "mbk-legacy",
+            ],
         )
     };
     let copied = built
@@ -44,7 +55,7 @@ fn main() {
         );
         std::fs::write(&out_file, b"").expect("write an empty component");
     }
-    for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop"] {
+    for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop", "mbk_legacy"] {
         let dest = out_dir.join(format!("{name}.wasm"));
         let copied = built
             .clone()

@@ -67,7 +67,10 @@ impl AppState {
         let tokens = TokenKeys::new(&config.jwt_secret, config.auth.access_ttl)?;
         let throttle = LoginThrottle::new(config.auth.login_max_failures, config.auth.login_window);
         let (version, sha256, size) = crate::pipeline::builtin_identity();
-        crate::db::plugins::ensure_builtin(&db, version, &sha256, size, crate::plugins::WORLD).await?;
+        // The builtin's component exports the newest world; it takes no params (nor does its
+        // native fallback, the same library).
+        let params = crate::db::plugins::params_json(&mbk_standard::params::standard());
+        crate::db::plugins::ensure_builtin(&db, version, &sha256, size, crate::plugins::WORLD, &params).await?;
         Ok(AppState(Arc::new(App {
             config,
             db,

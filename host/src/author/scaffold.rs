@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The world's WIT, as this host links it.
+/// The newest world's WIT (`mbk:plugin@0.2.0`), as this host links it.
 const WIT: &str = include_str!("../../../wit/plugin.wit");
 
 /// Where the SDK of this build's source tree is (the default for `--sdk`).
@@ -85,10 +85,16 @@ rustflags = ["-C", "target-feature=+simd128"]
 "#;
 
 const LIB_RS: &str = r#"//! `{name}`: a MediaBlobKit plugin. Decoding (EXIF orientation, ICC to sRGB), resizing and
-//! encoding come from the SDK; `filter` is yours. Its `strength` param (0.0..=1.0, default 1.0)
-//! blends the result with the original.
+//! encoding come from the SDK; `filter` is yours. Its `strength` param (a float 0.0..=1.0,
+//! default 1.0) blends the result with the original; the host refuses other values when a
+//! project's settings are saved.
 
-use mbk_plugin_sdk::{Decoded, RenderError, Rendered, Spec};
+use mbk_plugin_sdk::{Decoded, Param, Plugin, RenderError, Rendered, Spec};
+
+/// The params `render` reads, declared to the host (`GET /plugins/{id}` shows them).
+pub fn strength() -> Param {
+    Param::float("strength", 0.0, 1.0, 1.0).describe("How far towards the inverted colours")
+}
 
 /// Inverts the colours, blended with the original by `strength`.
 pub fn filter(image: &mut Decoded, strength: f32) {
@@ -103,14 +109,21 @@ pub fn filter(image: &mut Decoded, strength: f32) {
 
 /// One decode, every spec: the host calls this once per image with all the variants it names.
 pub fn render(input: &[u8], max_pixels: u64, specs: &[Spec]) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
-    let strength = mbk_plugin_sdk::fraction(specs, "strength", 1.0)?;
+    let strength: f32 = mbk_plugin_sdk::value(specs, &strength())?;
     mbk_plugin_sdk::render_filtered(input, max_pixels, specs, |image| {
         filter(image, strength);
         Ok(())
     })
 }
 
-mbk_plugin_sdk::component!(name: "{name}", description: "Inverted colours", render: crate::render);
+// Encoding on the host: its native encoders, about twice as fast as inside the sandbox.
+mbk_plugin_sdk::component!(Plugin {
+    name: "{name}",
+    description: "Inverted colours",
+    params: vec![strength()],
+    render: crate::render,
+    encode_on_host: true,
+});
 
 #[cfg(test)]
 mod tests {
@@ -119,6 +132,11 @@ mod tests {
         let mut image = mbk_plugin_sdk::Decoded { width: 1, height: 1, pixels: vec![10, 100, 250], has_alpha: false };
         super::filter(&mut image, 1.0);
         assert_eq!(image.pixels, [245, 155, 5]);
+    }
+
+    #[test]
+    fn the_host_takes_the_declared_params() {
+        assert_eq!(mbk_plugin_sdk::check(&super::component::plugin()), Ok(()));
     }
 }
 "#;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::Db;
 use crate::dispatch;
+use crate::plugins::Param;
 
 /// The builtin plugin's id, the same in every deployment.
 pub const BUILTIN_ID: Uuid = Uuid::from_u128(0x6d626b2d_7374_4000_8000_000000000001);
@@ -25,9 +26,32 @@ pub struct PluginRow {
     pub created_at: DateTime<Utc>,
     /// The admin it belongs to; `None`: global.
     pub owner_id: Option<Uuid>,
+    /// The params it declares, JSON (see [`PluginRow::declared_params`]); NULL for a 0.1.0
+    /// component, which declares none.
+    pub params: Option<String>,
 }
 
-const COLUMNS: &str = "id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id";
+impl PluginRow {
+    /// The params the plugin takes; `None`: undeclared (world 0.1.0), its params go unchecked.
+    pub fn declared_params(&self) -> Option<Vec<Param>> {
+        let json = self.params.as_deref()?;
+        match serde_json::from_str(json) {
+            Ok(params) => Some(params),
+            Err(e) => {
+                // Written by `params_json` only: unreadable means a bug, not a bad upload.
+                tracing::error!(plugin = %self.id, error = %e, "a plugin's params declaration is unreadable");
+                None
+            }
+        }
+    }
+}
+
+/// A declaration as its column keeps it.
+pub fn params_json(params: &[Param]) -> String {
+    serde_json::to_string(params).unwrap_or_else(|e| panic!("params serialise: {e}"))
+}
+
+const COLUMNS: &str = "id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id, params";
 
 pub struct NewPlugin<'a> {
     pub name: &'a str,
@@ -35,20 +59,30 @@ pub struct NewPlugin<'a> {
     pub sha256: &'a str,
     pub size: i64,
     pub world: &'a str,
+    /// JSON of the declared params (`params_json`); `None` for a 0.1.0 component.
+    pub params: Option<&'a str>,
     pub storage_key: &'a str,
     /// `None`: global (a su registers).
     pub owner_id: Option<Uuid>,
 }
 
-/// Writes (or refreshes) the builtin's row: its version and digest follow the running build.
+/// Writes (or refreshes) the builtin's row: its version, digest, world and params (JSON, see
+/// [`params_json`]) follow the running build.
 #[tracing::instrument(skip(db))]
-pub async fn ensure_builtin(db: &Db, version: &str, sha256: &str, size: i64, world: &str) -> Result<(), sqlx::Error> {
+pub async fn ensure_builtin(
+    db: &Db,
+    version: &str,
+    sha256: &str,
+    size: i64,
+    world: &str,
+    params: &str,
+) -> Result<(), sqlx::Error> {
     dispatch!(db, |pool| {
         sqlx::query(
-            "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at)
-             VALUES ($1, 'mbk-standard', $2, $3, $4, $5, TRUE, NULL, $6)
+            "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at, params)
+             VALUES ($1, 'mbk-standard', $2, $3, $4, $5, TRUE, NULL, $6, $7)
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, sha256 = excluded.sha256,
-                 size = excluded.size, world = excluded.world",
+                 size = excluded.size, world = excluded.world, params = excluded.params",
         )
         .bind(BUILTIN_ID)
         .bind(version)
@@ -56,6 +90,7 @@ pub async fn ensure_builtin(db: &Db, version: &str, sha256: &str, size: i64, wor
         .bind(size)
         .bind(world)
         .bind(Utc::now())
+        .bind(params)
         .execute(pool)
         .await
         .map(|_| ())
@@ -67,8 +102,8 @@ pub async fn ensure_builtin(db: &Db, version: &str, sha256: &str, size: i64, wor
 #[tracing::instrument(skip(db, plugin))]
 pub async fn insert(db: &Db, plugin: &NewPlugin<'_>) -> Result<Option<PluginRow>, sqlx::Error> {
     let sql = format!(
-        "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id)
-         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+        "INSERT INTO plugins (id, name, version, sha256, size, world, builtin, storage_key, created_at, owner_id, params)
+         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
     );
     dispatch!(db, |pool| {
         sqlx::query_as::<_, PluginRow>(sqlx::AssertSqlSafe(sql))
@@ -81,6 +116,7 @@ pub async fn insert(db: &Db, plugin: &NewPlugin<'_>) -> Result<Option<PluginRow>
             .bind(plugin.storage_key)
             .bind(Utc::now())
             .bind(plugin.owner_id)
+            .bind(plugin.params)
             .fetch_optional(pool)
             .await
     })

@@ -24,6 +24,7 @@ use crate::http::error::ErrorBody;
 use crate::http::error::{AppError, AppResult};
 use crate::http::extract::RequireAdmin;
 use crate::plugins::registry::{self, MAX_PLUGIN_BYTES};
+use crate::plugins::{Param, ParamType};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -45,7 +46,9 @@ pub struct PluginView {
     pub sha256: String,
     /// Bytes of the component.
     pub size: i64,
-    #[schema(example = "mbk:plugin/plugin@0.1.0")]
+    /// The world version it exports: `mbk:plugin/plugin@0.2.0`, or `@0.1.0` for a component built
+    /// before typed params (still run alike).
+    #[schema(example = "mbk:plugin/plugin@0.2.0")]
     pub world: String,
     /// `mbk-standard`, part of every build: cannot be deleted.
     pub builtin: bool,
@@ -55,12 +58,72 @@ pub struct PluginView {
     /// by an admin: only that admin's projects may).
     #[schema(example = "owner")]
     pub visibility: &'static str,
+    /// The params it takes, as its `info()` declares them (world 0.2.0): a project's variant may
+    /// set only these, to values of their types. Null for a 0.1.0 component (its params go
+    /// unchecked).
+    pub params: Option<Vec<ParamView>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// One param a plugin takes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PluginParam)]
+pub struct ParamView {
+    #[schema(example = "strength")]
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ParamTypeView,
+    /// The value the plugin uses when a variant does not set it.
+    #[schema(example = "1")]
+    pub default: Option<String>,
+    /// Inclusive bounds: of an `int` or `float` value, of a `string`'s length in characters.
+    #[schema(example = 0.0)]
+    pub min: Option<f64>,
+    #[schema(example = 1.0)]
+    pub max: Option<f64>,
+    /// The allowed values of an `enum` (empty for other types).
+    pub values: Vec<String>,
+    pub description: String,
+}
+
+/// How a param's value is written in a variant's `params` (always a string): `int` `-3`,
+/// `float` `0.5`, `bool` `true` or `false`, `enum` one of its `values`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamTypeView {
+    String,
+    Int,
+    Float,
+    Bool,
+    Enum,
+}
+
+impl From<Param> for ParamView {
+    fn from(p: Param) -> Self {
+        let kind = match p.kind {
+            ParamType::String => ParamTypeView::String,
+            ParamType::Int => ParamTypeView::Int,
+            ParamType::Float => ParamTypeView::Float,
+            ParamType::Bool => ParamTypeView::Bool,
+            ParamType::Enum => ParamTypeView::Enum,
+        };
+        ParamView {
+            name: p.name,
+            kind,
+            default: p.default,
+            min: p.min,
+            max: p.max,
+            values: p.values,
+            description: p.description,
+        }
+    }
 }
 
 impl From<PluginRow> for PluginView {
     fn from(p: PluginRow) -> Self {
+        let params = p.declared_params().map(|params| params.into_iter().map(ParamView::from).collect());
         PluginView {
+            params,
             id: p.id,
             name: p.name,
             version: p.version,

@@ -118,7 +118,7 @@ impl Renderer {
         specs: &[Spec],
     ) -> (RenderResults, Option<u64>) {
         let (results, peak) = self.plugins.render_metered(plugin, input, max_pixels, specs);
-        (counted(&plugin.name, results).map(|r| checked(specs, r)), peak)
+        (counted(&plugin.info.name, results).map(|r| checked(specs, r)), peak)
     }
 }
 

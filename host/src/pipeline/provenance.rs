@@ -6,18 +6,23 @@ use sha2::{Digest, Sha256};
 
 use crate::db::files::VariantRow;
 use crate::db::plugins::PluginRow;
-use crate::plugins::{Spec, WORLD};
+use crate::plugins::Spec;
 
 /// The digest recorded for the builtin rendered natively (not its component).
 pub const NATIVE: &str = "native";
 
+/// The version of the spec's shape in [`spec_hash`]: the world's `variant-spec` as of 0.1.0, which
+/// 0.2.0 left alike (hashing the newest world's name instead would have made every variant
+/// rendered before 0.2.0 look outdated, and the next sync re-render whole libraries).
+const SPEC_SHAPE: &str = "mbk:plugin/plugin@0.1.0";
+
 /// A hash of what a render depends on beyond the plugin: size, fit, format, quality, params
-/// (sorted, as the settings keep them) and the world version. Not the variant's name.
+/// (sorted, as the settings keep them) and the shape of the spec. Not the variant's name.
 pub fn spec_hash(spec: &Spec) -> String {
     let mut params = spec.params.clone();
     params.sort();
     let text = format!(
-        "{WORLD}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
+        "{SPEC_SHAPE}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
         spec.width,
         spec.height,
         spec.fit,

@@ -32,10 +32,9 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::bindings::mbk::plugin::types as wit;
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::{Answer, Exports, v0_1, v0_2};
 use super::host_calls::HostState;
-use super::{RenderError, Rendered, Spec};
+use super::{Param, RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
@@ -91,8 +90,16 @@ impl PluginFailure {
 #[derive(Clone)]
 pub struct CompiledPlugin {
     pub sha256: String,
-    pub name: String,
-    pre: PluginPre<HostState>,
+    /// What its `info()` answered when it was loaded.
+    pub info: PluginInfo,
+    pre: Exports,
+}
+
+impl CompiledPlugin {
+    /// The world version it exports (`mbk:plugin/plugin@0.2.0` or `@0.1.0`).
+    pub fn world(&self) -> &'static str {
+        self.pre.world()
+    }
 }
 
 pub struct PluginEngine {
@@ -132,8 +139,11 @@ impl PluginEngine {
         // The async WASI: its waits (sleep, poll) yield to the call's future instead of
         // blocking the thread, so the deadline can drop a call waiting in them.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("link WASI: {e:#}"))?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        // Both world versions' host interfaces: 0.1.0 components keep running beside 0.2.0 ones.
+        v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("link the host interface: {e:#}"))?;
+        v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("link the 0.1.0 host interface: {e:#}"))?;
 
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -199,11 +209,25 @@ impl PluginEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginFailure::Invalid(format!("imports something the host does not offer: {e:#}")))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| PluginFailure::Invalid(format!("does not export the {} world: {e:#}", super::WORLD)))?;
-        let mut plugin = CompiledPlugin { sha256: sha256.clone(), name: format!("plugin-{}", &sha256[..12]), pre };
-        let info = self.info(&plugin)?;
-        plugin.name = info.name;
+        let pre = Exports::new(instance_pre).map_err(|e| {
+            PluginFailure::Invalid(format!(
+                "does not export the {} world (nor {}): {e:#}",
+                super::WORLD,
+                super::bindings::WORLD_0_1
+            ))
+        })?;
+        let unnamed = PluginInfo {
+            name: format!("plugin-{}", &sha256[..12]),
+            version: String::new(),
+            description: String::new(),
+            params: None,
+        };
+        let mut plugin = CompiledPlugin { sha256: sha256.clone(), info: unnamed, pre };
+        plugin.info = self.info(&plugin)?;
+        if let Some(params) = &plugin.info.params {
+            mbk_standard::params::check_declaration(params)
+                .map_err(|why| PluginFailure::Invalid(format!("info() {why}")))?;
+        }
         crate::sync::lock(&self.compiled).insert(sha256, plugin.clone());
         Ok(plugin)
     }
@@ -259,11 +283,8 @@ impl PluginEngine {
     /// The plugin's `info()`, in a fresh sandbox. Blocks (see [`PluginEngine::render`]).
     pub fn info(&self, plugin: &CompiledPlugin) -> Result<PluginInfo, PluginFailure> {
         self.run(async {
-            let (mut store, stderr) = self.store(&plugin.name);
-            let instance =
-                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
-            let info = instance.call_info(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
-            Ok(PluginInfo { name: info.name, version: info.version, description: info.description })
+            let (mut store, stderr) = self.store(&plugin.info.name);
+            plugin.pre.info(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))
         })
     }
 
@@ -273,9 +294,8 @@ impl PluginEngine {
         let started = std::time::Instant::now();
         for _ in 0..rounds.max(1) {
             self.run(async {
-                let (mut store, stderr) = self.store(&plugin.name);
-                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
-                Ok(())
+                let (mut store, stderr) = self.store(&plugin.info.name);
+                plugin.pre.instantiate(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))
             })?;
         }
         Ok(started.elapsed() / rounds.max(1))
@@ -295,13 +315,11 @@ impl PluginEngine {
         max_pixels: u64,
         specs: &[Spec],
     ) -> (RenderResults, Option<u64>) {
-        let wit_specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
         let called = self.run(async {
-            let (mut store, stderr) = self.store(&plugin.name);
-            let instance =
-                plugin.pre.instantiate_async(&mut store).await.map_err(|e| self.failure(&store, &stderr, e))?;
-            let answer = instance
-                .call_render(&mut store, input, wit::DecodeLimits { max_pixels }, &wit_specs)
+            let (mut store, stderr) = self.store(&plugin.info.name);
+            let answer = plugin
+                .pre
+                .render(&mut store, input, max_pixels, specs)
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))?;
             Ok((answer, store.data().limiter.peak as u64))
@@ -313,15 +331,12 @@ impl PluginEngine {
     }
 
     /// A render's answer, checked to hold one result per spec.
-    fn results(
-        answer: Result<Vec<Result<wit::Rendered, wit::RenderError>>, wit::RenderError>,
-        specs: usize,
-    ) -> RenderResults {
-        let results = answer.map_err(|e| PluginFailure::Render(e.into()))?;
+    fn results(answer: Answer, specs: usize) -> RenderResults {
+        let results = answer.map_err(PluginFailure::Render)?;
         if results.len() != specs {
             return Err(PluginFailure::Trap(format!("returned {} results for {specs} variants", results.len())));
         }
-        Ok(results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect())
+        Ok(results)
     }
 }
 
@@ -342,11 +357,14 @@ fn clock() -> Result<&'static tokio::runtime::Handle, String> {
 }
 
 /// What `info()` says about a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub description: String,
+    /// The params it takes (world 0.2.0); `None` for a 0.1.0 component, which declares none and
+    /// whose variants' params are handed over unchecked.
+    pub params: Option<Vec<Param>>,
 }
 
 /// What a plugin may import: what a Rust std component for `wasm32-wasip2` asks for (streams,

@@ -12,8 +12,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::mbk::plugin::host::Level;
-use super::bindings::mbk::plugin::types::{self as wit, ImageFormat};
+use super::Format;
+use super::bindings::{v0_1, v0_2};
 
 /// Guest log lines longer than this (escaped) are cut.
 const MAX_LOG_LINE: usize = 2048;
@@ -64,25 +64,61 @@ impl WasiView for HostState {
     }
 }
 
-impl wit::Host for HostState {}
+/// The host interfaces of one world version, each function handed to [`HostState`]'s own: both
+/// versions offer the same `log` and `codecs`.
+macro_rules! host_interfaces {
+    ($world:ident) => {
+        impl $world::mbk::plugin::types::Host for HostState {}
 
-impl super::bindings::mbk::plugin::host::Host for HostState {
+        impl $world::mbk::plugin::host::Host for HostState {
+            fn log(&mut self, level: $world::mbk::plugin::host::Level, message: String) {
+                use $world::mbk::plugin::host::Level;
+                let level = match level {
+                    Level::Debug => tracing::Level::DEBUG,
+                    Level::Info => tracing::Level::INFO,
+                    Level::Warn => tracing::Level::WARN,
+                    Level::Error => tracing::Level::ERROR,
+                };
+                self.log_line(level, &message);
+            }
+        }
+
+        impl $world::mbk::plugin::codecs::Host for HostState {
+            fn encode(
+                &mut self,
+                pixels: Vec<u8>,
+                width: u32,
+                height: u32,
+                has_alpha: bool,
+                format: $world::mbk::plugin::types::ImageFormat,
+                quality: u8,
+            ) -> Result<Vec<u8>, String> {
+                self.encode_pixels(pixels, width, height, has_alpha, format.into(), quality)
+            }
+        }
+    };
+}
+
+host_interfaces!(v0_1);
+host_interfaces!(v0_2);
+
+impl HostState {
     /// A guest's line in the host's log: at most [`MAX_LOG_LINES`] per call (a loop of logs must
     /// not flood the operator's log), control characters escaped (a newline, a carriage return
     /// or a terminal escape would let the plugin write lines that look like the host's).
-    fn log(&mut self, level: Level, message: String) {
+    fn log_line(&mut self, level: tracing::Level, message: &str) {
         if self.logged >= MAX_LOG_LINES {
             self.suppressed += 1;
             return;
         }
         self.logged += 1;
-        let message = escaped(&message, MAX_LOG_LINE);
+        let message = escaped(message, MAX_LOG_LINE);
         let plugin = self.plugin.as_str();
         match level {
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            tracing::Level::DEBUG | tracing::Level::TRACE => tracing::debug!(plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(plugin, "{message}"),
         }
     }
 }
@@ -112,17 +148,17 @@ fn escaped(message: &str, max: usize) -> String {
     out
 }
 
-impl super::bindings::mbk::plugin::codecs::Host for HostState {
+impl HostState {
     /// Native encoding for the plugin (decoding untrusted bytes stays in the sandbox; these are
     /// the plugin's own pixels), on the host's bounded encoders, within the plugin's deadline
     /// (see [`super::encoders`]).
-    fn encode(
+    fn encode_pixels(
         &mut self,
         pixels: Vec<u8>,
         width: u32,
         height: u32,
         has_alpha: bool,
-        format: ImageFormat,
+        format: Format,
         quality: u8,
     ) -> Result<Vec<u8>, String> {
         let count = u64::from(width) * u64::from(height);
@@ -140,7 +176,6 @@ impl super::bindings::mbk::plugin::codecs::Host for HostState {
         if !(1..=100).contains(&quality) {
             return Err(format!("quality {quality} is outside 1..=100"));
         }
-        let format = super::Format::from(format);
         if Instant::now() >= self.deadline {
             return Err("the plugin's time is up".into());
         }

@@ -4,7 +4,8 @@
 //!
 //! Rendering types are the standard plugin's own plain types, shared by both engines and by
 //! the host at large (project settings hold this `Fit` and `Format`); the WIT ones convert at the
-//! bindings ([`bindings`]).
+//! bindings ([`bindings`]). So are typed params ([`Param`]): a 0.2.0 plugin declares them in
+//! `info()`, the registry keeps the declaration, project settings are checked against it.
 
 pub mod bindings;
 mod encoders;
@@ -14,8 +15,7 @@ pub mod pin;
 pub mod registry;
 pub mod validate;
 
+pub use bindings::WORLD;
 pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderResults};
+pub use mbk_standard::params::{Param, ParamType};
 pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
-
-/// The world every plugin must export.
-pub const WORLD: &str = "mbk:plugin/plugin@0.1.0";

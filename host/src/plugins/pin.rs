@@ -83,6 +83,7 @@ mod tests {
             storage_key: None,
             created_at: chrono::Utc::now(),
             owner_id: None,
+            params: None,
         }
     }
 

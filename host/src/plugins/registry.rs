@@ -4,8 +4,8 @@
 //! name and version is a different plugin. What a su registers is global. A project of an owner
 //! who registered a name renders with the owner's versions of it, never with anyone else's. The
 //! bytes live in the blob store under `plugins/{sha256}-{random}.wasm` (the bucket is the source
-//! every node's compiled cache is rebuilt from); the row keeps name, version, digest, size, world
-//! and owner.
+//! every node's compiled cache is rebuilt from); the row keeps name, version, digest, size, world,
+//! owner and the params a 0.2.0 plugin declares (project settings are checked against them).
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::pin::PluginRef;
-use super::{CompiledPlugin, PluginEngine, PluginFailure, WORLD};
+use super::{CompiledPlugin, PluginEngine, PluginFailure};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::db::Db;
@@ -102,8 +102,8 @@ pub async fn register(
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
     };
-    match checked {
-        Ok(_) => {}
+    let compiled = match checked {
+        Ok(compiled) => compiled,
         Err(PluginFailure::Invalid(why)) => return Err(Error::InvalidPlugin(why)),
         Err(busy @ PluginFailure::Busy(_)) => {
             return Err(Error::Unavailable {
@@ -112,12 +112,22 @@ pub async fn register(
             });
         }
         Err(other) => return Err(Error::InvalidPlugin(format!("calling info() failed: {other}"))),
-    }
+    };
     let key = plugin_key(&sha256);
     state.store.put_bytes(&key, "application/wasm", wasm.clone()).await?;
     let owner_id = if caller.is_su() { None } else { Some(caller.id) };
     let size = wasm.len() as i64;
-    let row = NewPlugin { name, version, sha256: &sha256, size, world: WORLD, storage_key: key.as_str(), owner_id };
+    let params = compiled.info.params.as_deref().map(plugins::params_json);
+    let row = NewPlugin {
+        name,
+        version,
+        sha256: &sha256,
+        size,
+        world: compiled.world(),
+        params: params.as_deref(),
+        storage_key: key.as_str(),
+        owner_id,
+    };
     match plugins::insert(&state.db, &row).await? {
         Some(row) => {
             // The plugin is registered: a sync that could not be enqueued is logged, not an error.

@@ -47,12 +47,27 @@ pub fn check_name(field: &str, name: &str) -> Result<String> {
 }
 
 /// Parses and validates settings, including that every plugin they name resolves, for
-/// projects of `owner`, to a plugin the owner may use (their own, or a global one).
+/// projects of `owner`, to a plugin the owner may use (their own, or a global one), and that
+/// each variant's params are ones that plugin declares, with values of their types.
 async fn parse_settings(db: &Db, owner: Uuid, raw: serde_json::Value) -> Result<ProjectSettings> {
     let settings = ProjectSettings::from_json(raw, "settings")?;
+    let mut resolved: BTreeMap<&str, PluginRow> = BTreeMap::new();
     for (i, plugin) in settings.plugins() {
-        if let Err(why) = registry::resolve(db, owner, plugin).await? {
-            return Err(Error::validation(format!("settings.variants[{i}].plugin"), why));
+        match registry::resolve(db, owner, plugin).await? {
+            Ok(row) => resolved.insert(plugin, row),
+            Err(why) => return Err(Error::validation(format!("settings.variants[{i}].plugin"), why)),
+        };
+    }
+    for (i, variant) in settings.variants.iter().enumerate() {
+        // A 0.1.0 plugin declares nothing: its params are handed over unchecked, as before.
+        let Some(declared) = resolved.get(variant.plugin.as_str()).and_then(PluginRow::declared_params) else {
+            continue;
+        };
+        let given = variant.params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if let Err((param, why)) = mbk_standard::params::check_all(&declared, given) {
+            let plugin = &resolved[variant.plugin.as_str()];
+            let why = format!("{why} ({} {})", plugin.name, plugin.version);
+            return Err(Error::validation(format!("settings.variants[{i}].params.{param}"), why));
         }
     }
     Ok(settings)

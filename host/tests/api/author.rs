@@ -70,12 +70,17 @@ async fn five_commands_take_an_author_from_nothing_to_a_rendered_variant() {
     validate.arg("plugin").arg("validate").arg(&wasm);
     let verdict = run(validate, "plugin validate");
     assert!(verdict.contains("info(): invert 0.1.0"), "{verdict}");
+    assert!(
+        verdict.contains("mbk:plugin/plugin@0.2.0") && verdict.contains("params: strength (float 0..=1"),
+        "{verdict}"
+    );
     // 4. plugin push
     let mut push = bare(empty.path());
     push.arg("plugin").arg("push").arg(&wasm).args(["--name", "invert", "--version", "0.1.0"]);
     push.env("MBK_URL", &base).env("MBK_TOKEN", &token);
     let pushed: Value = serde_json::from_str(&run(push, "plugin push")).expect("the plugin as JSON");
     assert_eq!((&pushed["name"], &pushed["version"]), (&json!("invert"), &json!("0.1.0")), "{pushed}");
+    assert_eq!(pushed["params"][0]["name"], "strength", "the scaffold declares its param: {pushed}");
 
     // 5. one settings update names it (beside the standard plugin, to compare).
     let (status, project) = post(&client, &base, "/projects", Some(&token), json!({"name": "mine"})).await;

@@ -29,4 +29,5 @@ mod registry;
 mod sessions;
 mod storage;
 mod sweep;
+mod typed_params;
 mod workers;

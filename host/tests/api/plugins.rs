@@ -164,7 +164,7 @@ fn orientation_and_avif_through_the_sandbox() {
     let size = imagesize::blob_size(&r.bytes).expect("avif header");
     assert_eq!((size.width, size.height), (300, 399));
     // The component hands encoding to the host's native encoders (an import it declares by name).
-    let needle = b"mbk:plugin/codecs@0.1.0";
+    let needle = b"mbk:plugin/codecs@0.2.0";
     assert!(
         STANDARD_COMPONENT.windows(needle.len()).any(|w| w == needle),
         "the standard component imports the host's codecs"
@@ -317,7 +317,7 @@ fn a_plugin_that_imports_the_filesystem_is_refused_at_load() {
 fn the_example_third_party_plugin_renders_sepia() {
     let engine = renderer(Engine::Wasm);
     let sepia = engine.plugins().load(&test_plugin(env!("MBK_TEST_SEPIA_WASM"))).expect("loads");
-    assert_eq!(sepia.name, "mbk-sepia");
+    assert_eq!(sepia.info.name, "mbk-sepia");
     let out = engine
         .render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[spec(Some(200), Some(150), Fit::Cover, Format::Png)])
         .expect("renders");
@@ -325,7 +325,7 @@ fn the_example_third_party_plugin_renders_sepia() {
     assert_eq!(png.dimensions(), (200, 150));
     let warm = png.pixels().filter(|p| p.0[0] >= p.0[1] && p.0[1] >= p.0[2]).count();
     assert!(warm as f64 > 0.95 * 200.0 * 150.0, "sepia tones: r >= g >= b almost everywhere ({warm} of 30000)");
-    // A third-party component encodes inside the sandbox (the pure-Rust WebP encoder).
+    // Its SDK glue hands encoding to the host's native encoders (`encode_on_host`).
     let webp = engine
         .render_with(&sepia, &fixture("photo.jpg"), MAX_PIXELS, &[spec(Some(120), None, Fit::Contain, Format::Webp)])
         .expect("renders");

@@ -18,6 +18,7 @@ pub mod exif;
 pub mod geometry;
 #[cfg(not(target_arch = "wasm32"))]
 mod libwebp;
+pub mod params;
 
 use fast_image_resize as fr;
 

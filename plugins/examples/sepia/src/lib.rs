@@ -1,9 +1,15 @@
 //! `mbk-sepia`: an example of a third-party plugin. It renders every variant in sepia tones, with
-//! an optional `strength` param (0.0..=1.0, default 1.0). Everything but the tone comes from the
-//! SDK (`mbk-plugin-sdk`: the standard library's decode, resize and encode); the component glue
-//! is its `component!` line at the end.
+//! a typed `strength` param (a float 0.0..=1.0, default 1.0: the host refuses other values when a
+//! project is saved). Everything but the tone comes from the SDK (`mbk-plugin-sdk`: the standard
+//! library's decode, resize and encode, and the host's encoders); the component glue is its
+//! `component!` at the end.
 
-use mbk_plugin_sdk::{Decoded, RenderError, Rendered, Spec};
+use mbk_plugin_sdk::{Decoded, Param, Plugin, RenderError, Rendered, Spec};
+
+/// The one param: how far towards sepia.
+pub fn strength() -> Param {
+    Param::float("strength", 0.0, 1.0, 1.0).describe("How far towards sepia: 0 leaves the colours, 1 is full sepia")
+}
 
 /// Applies the classic sepia matrix, blended with the original by `strength`.
 pub fn sepia(image: &mut Decoded, strength: f32) {
@@ -24,7 +30,7 @@ pub fn render(
     max_pixels: u64,
     specs: &[Spec],
 ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
-    let strength = mbk_plugin_sdk::fraction(specs, "strength", 1.0)?;
+    let strength: f32 = mbk_plugin_sdk::value(specs, &strength())?;
     mbk_plugin_sdk::render_filtered(input, max_pixels, specs, |image| {
         sepia(image, strength);
         Ok(())
@@ -32,9 +38,13 @@ pub fn render(
 }
 
 mbk_plugin_sdk::component!(
-    name: "mbk-sepia",
-    description: "Variants in sepia tones",
-    render: crate::render,
+    Plugin {
+        name: "mbk-sepia",
+        description: "Variants in sepia tones",
+        params: vec![strength()],
+        render: crate::render,
+        encode_on_host: true,
+    },
     wit: "../../../wit",
 );
 
@@ -46,5 +56,12 @@ mod tests {
         super::sepia(&mut image, 1.0);
         let [r, g, b] = [image.pixels[0], image.pixels[1], image.pixels[2]];
         assert!(r > g && g > b, "{r} {g} {b}");
+    }
+
+    #[test]
+    fn the_declaration_is_one_the_host_takes() {
+        let plugin = super::component::plugin();
+        assert_eq!(mbk_plugin_sdk::check(&plugin), Ok(()));
+        assert_eq!(plugin.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["strength"]);
     }
 }
