@@ -14,6 +14,7 @@ pub mod auth;
 pub mod author;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod error;
 pub mod files;
 pub mod http;

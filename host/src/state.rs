@@ -9,6 +9,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::delivery::signing::UrlSigner;
 use crate::plugins::PluginEngine;
 use crate::storage::{self, BlobStore};
 
@@ -24,6 +25,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Counts failed logins per username and client address.
     pub throttle: LoginThrottle,
+    /// Signs and verifies private projects' blob URLs (filesystem store).
+    pub url_signer: UrlSigner,
     /// Poked after a job is enqueued, so this process' idle workers look at once.
     /// Shared, so a queue can wait on it from a future of its own ([`crate::jobs::queue`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -65,6 +68,7 @@ impl AppState {
         db.migrate().await?;
         let store = storage::open(&config.storage, &config.public_base_url).await?;
         let tokens = TokenKeys::new(&config.jwt_secret, config.auth.access_ttl)?;
+        let url_signer = UrlSigner::new(&config.jwt_secret);
         let throttle = LoginThrottle::new(config.auth.login_max_failures, config.auth.login_window);
         let (version, sha256, size) = crate::pipeline::builtin_identity();
         // The builtin's component exports the newest world; it takes no params (nor does its
@@ -77,6 +81,7 @@ impl AppState {
             store,
             tokens,
             throttle,
+            url_signer,
             wake: Arc::new(tokio::sync::Notify::new()),
             plugin_engine: std::sync::Mutex::new(None),
         })))

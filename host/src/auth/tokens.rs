@@ -95,9 +95,14 @@ impl TokenKeys {
 
 /// A new refresh token: 32 random bytes, URL-safe, prefixed so it is recognisable in a leak scan.
 pub fn new_refresh_token() -> String {
+    new_secret("mbkr_")
+}
+
+/// 32 random bytes, base64url, after `prefix` (which says what the secret is for).
+pub fn new_secret(prefix: &str) -> String {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).expect("the OS random source is available");
-    format!("mbkr_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// What the database keeps of a secret token: its SHA-256, hex.

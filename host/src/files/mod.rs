@@ -2,6 +2,7 @@
 //! under the project's quotas, and finding, serving and deleting it again.
 
 pub mod access;
+pub mod direct;
 pub mod probe;
 pub mod service;
 pub mod sniff;

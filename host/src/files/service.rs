@@ -45,6 +45,23 @@ impl Kind {
     }
 }
 
+/// What an upload may be. A direct upload's token narrows it further than the project's quotas.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    /// `None`: whatever the bytes are (an image when they sniff as one).
+    pub kind: Option<Kind>,
+    /// At most this many bytes (and at most the project's `max_file_bytes`).
+    pub max_bytes: Option<u64>,
+    /// Only these sniffed types (lower-case `type/subtype`); `None`: any the kind takes.
+    pub content_types: Option<Vec<String>>,
+}
+
+impl Wanted {
+    pub fn kind(kind: Kind) -> Wanted {
+        Wanted { kind: Some(kind), ..Wanted::default() }
+    }
+}
+
 /// A file with its variants, as stored.
 #[derive(Debug, Clone)]
 pub struct StoredFile {
@@ -98,7 +115,7 @@ fn quota_exceeded(message: String) -> Error {
 pub async fn upload(
     state: &AppState,
     project_id: Uuid,
-    kind: Kind,
+    wanted: &Wanted,
     filename: Option<&str>,
     body: &mut dyn ChunkSource,
 ) -> Result<StoredFile> {
@@ -115,7 +132,10 @@ pub async fn upload(
     let mut meter = Meter {
         size: 0,
         hasher: Sha256::new(),
-        max_file_bytes: quotas.max_file_bytes.map(|n| n.max(0) as u64),
+        max_file_bytes: match (quotas.max_file_bytes.map(|n| n.max(0) as u64), wanted.max_bytes) {
+            (Some(quota), Some(token)) => Some(quota.min(token)),
+            (quota, token) => quota.or(token),
+        },
         total_left: quotas.max_total_bytes.map(|max| (max - used_bytes).max(0) as u64),
     };
 
@@ -126,6 +146,16 @@ pub async fn upload(
         read_more(body, &mut head, &mut meter, &mut ended).await?;
     }
     let sniffed = sniff::sniff(&head);
+    if let Some(types) = &wanted.content_types
+        && !types.iter().any(|t| t == sniffed.mime)
+    {
+        return Err(Error::UnsupportedMediaType(format!(
+            "the bytes are {}, and this upload takes only {}",
+            sniffed.mime,
+            types.join(", ")
+        )));
+    }
+    let kind = wanted.kind.unwrap_or(if sniffed.is_image { Kind::Image } else { Kind::File });
     let info = match kind {
         Kind::File => None,
         Kind::Image => {

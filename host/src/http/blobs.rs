@@ -1,23 +1,22 @@
-//! Serving stored objects over HTTP: `GET /blobs/{*key}` (the filesystem backend's public URLs)
-//! and the bytes of `GET /files/{id}/content`. ETag with `If-None-Match` (304), single `Range`
-//! (206, or 416 with `Content-Range: bytes */size`), immutable caching for public blobs.
+//! Serving stored objects over HTTP: `GET /blobs/{*key}` (the filesystem backend's URLs: plain
+//! for public projects, signed for private ones, see [`crate::delivery`]) and the bytes of
+//! `GET /files/{id}/content`. ETag with `If-None-Match` (304), single `Range` (206, or 416 with
+//! `Content-Range: bytes */size`), immutable caching for public blobs.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::extract::Path;
 use crate::AppState;
+use crate::delivery::signing::query_value;
 use crate::error::Error;
 use crate::files::sniff::mime_for_key;
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
 use crate::storage::{BlobKey, BlobStore, ByteRange, StorageError};
-
-/// Keys never change content: a public blob may be cached forever.
-pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// axum's catch-all `{*key}` has no OpenAPI spelling, so the route is added by hand and its
 /// documentation through `ApiDoc`'s `paths(...)` (as `/blobs/{key}`).
@@ -25,16 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().route("/blobs/{*key}", axum::routing::get(get_blob))
 }
 
-/// A stored object, publicly (filesystem backend only; on S3 the bucket serves these URLs).
+/// A stored object (filesystem backend only; on S3 the bucket serves these URLs): anyone's for a
+/// public project, only with a valid `exp`/`sig` for a private one.
 #[utoipa::path(
     get, path = "/blobs/{key}", tag = "files",
     params(("key" = String, Path, description = "Storage key, e.g. `my-app-0193…/images/thumbnail/0193….webp`"),
+           ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
+           ("sig" = Option<String>, Query, description = "Private projects: the URL's signature (base64url HMAC-SHA256)"),
            ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
            ("If-None-Match" = Option<String>, Header)),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
         (status = 206, description = "The requested range"),
         (status = 304, description = "Not modified"),
+        (status = 403, description = "`forbidden`: a private project's blob without a valid, unexpired signature", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 416, description = "Range not satisfiable", body = ErrorBody),
     )
@@ -42,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub async fn get_blob(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     let not_found = || Error::NotFound(format!("no blob at {}", super::log::loggable_path(&key)));
@@ -53,7 +57,10 @@ pub async fn get_blob(
     if key.as_str().starts_with(crate::plugins::registry::PLUGIN_PREFIX) {
         return Err(not_found().into());
     }
-    serve(state.store.as_ref(), &key, &headers, IMMUTABLE).await
+    let query = query.as_deref();
+    let (exp, sig) = (query_value(query, "exp"), query_value(query, "sig"));
+    let cache_control = crate::delivery::blob_access(&state, &key, exp, sig).await?;
+    serve(state.store.as_ref(), &key, &headers, &cache_control).await
 }
 
 fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -70,7 +77,7 @@ pub async fn serve(
     store: &dyn BlobStore,
     key: &BlobKey,
     request: &HeaderMap,
-    cache_control: &'static str,
+    cache_control: &str,
 ) -> AppResult<Response> {
     let not_found = |e: StorageError| match e {
         StorageError::NotFound(_) => Error::NotFound(format!("no blob at {key}")),
@@ -82,7 +89,9 @@ pub async fn serve(
         if let Some(etag) = meta.etag.as_deref().filter(|etag| etag_matches(inm, etag)) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             let h = response.headers_mut();
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+            if let Ok(v) = HeaderValue::from_str(cache_control) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
             if let Ok(v) = HeaderValue::from_str(etag) {
                 h.insert(header::ETAG, v);
             }
@@ -101,7 +110,9 @@ pub async fn serve(
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(object.content_length()));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    if let Ok(v) = HeaderValue::from_str(cache_control) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
     // Uploaded files are the public's bytes on our origin: never let a browser run them.
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));

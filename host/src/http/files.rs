@@ -18,12 +18,12 @@ use super::extract::{Path, Query};
 use super::pagination::{Paginated, Pagination};
 use crate::AppState;
 use crate::auth::Caller;
+use crate::delivery::Links;
 use crate::error::Error;
 use crate::files::access;
 use crate::files::service::StoredFile;
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
-use crate::storage::{BlobKey, BlobStore};
 
 /// How long a presigned download URL works.
 pub const PRESIGN_TTL: Duration = Duration::from_secs(300);
@@ -100,35 +100,29 @@ pub struct FileView {
     pub created_at: DateTime<Utc>,
 }
 
-fn url_of(store: &dyn BlobStore, key: &str) -> String {
-    BlobKey::parse(key).map(|k| store.public_url(&k)).unwrap_or_default()
-}
-
 impl FileView {
-    pub fn new(stored: StoredFile, store: &dyn BlobStore) -> FileView {
+    /// The answer for `stored`, its URLs as `links` makes them (signed for a private project).
+    pub async fn new(stored: StoredFile, links: &Links<'_>) -> crate::error::Result<FileView> {
         let f = stored.file;
-        let variants = stored
-            .variants
-            .into_iter()
-            .map(|v| {
-                let view = VariantView {
-                    url: url_of(store, &v.storage_key),
-                    status: v.status.to_string(),
-                    format: v.format,
-                    width: v.width,
-                    height: v.height,
-                    size: v.size,
-                    error: v.error,
-                    plugin: match (v.plugin_name, v.plugin_version, v.plugin_sha256) {
-                        (Some(name), Some(version), Some(sha256)) => Some(MadeBy { name, version, sha256 }),
-                        _ => None,
-                    },
-                };
-                (v.name, view)
-            })
-            .collect();
-        FileView {
-            url: url_of(store, &f.storage_key),
+        let mut variants = BTreeMap::new();
+        for v in stored.variants {
+            let view = VariantView {
+                url: links.url(&v.storage_key).await?,
+                status: v.status.to_string(),
+                format: v.format,
+                width: v.width,
+                height: v.height,
+                size: v.size,
+                error: v.error,
+                plugin: match (v.plugin_name, v.plugin_version, v.plugin_sha256) {
+                    (Some(name), Some(version), Some(sha256)) => Some(MadeBy { name, version, sha256 }),
+                    _ => None,
+                },
+            };
+            variants.insert(v.name, view);
+        }
+        Ok(FileView {
+            url: links.url(&f.storage_key).await?,
             id: f.id,
             project_id: f.project_id,
             kind: f.kind,
@@ -142,7 +136,7 @@ impl FileView {
             variants,
             job_id: stored.job_id,
             created_at: f.created_at,
-        }
+        })
     }
 }
 
@@ -192,8 +186,12 @@ async fn list_files(
     };
     access::check_project_access(&state, caller, project_id).await?;
     let (items, total) = access::list(&state, project_id, kind, page.limit(), page.offset()).await?;
-    let store = state.store.as_ref();
-    Ok(Json(page.wrap(items.into_iter().map(|f| FileView::new(f, store)).collect(), total)))
+    let links = Links::of_project(&state, project_id).await?;
+    let mut views = Vec::with_capacity(items.len());
+    for stored in items {
+        views.push(FileView::new(stored, &links).await?);
+    }
+    Ok(Json(page.wrap(views, total)))
 }
 
 /// A file with its variants.
@@ -204,7 +202,8 @@ async fn list_files(
 )]
 async fn get_file(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> AppResult<Json<FileView>> {
     let stored = access::get(&state, caller, id).await?;
-    Ok(Json(FileView::new(stored, state.store.as_ref())))
+    let links = Links::of_project(&state, stored.file.project_id).await?;
+    Ok(Json(FileView::new(stored, &links).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

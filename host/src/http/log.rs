@@ -34,7 +34,7 @@ pub fn module_of(path: &str) -> &'static str {
         "auth" => "Auth",
         "users" => "Users",
         "projects" => "Projects",
-        "upload" => "Upload",
+        "upload" | "upload-tokens" => "Upload",
         "files" => "Files",
         "jobs" => "Jobs",
         "admin" => "Admin",
@@ -48,6 +48,10 @@ pub fn module_of(path: &str) -> &'static str {
 
 /// A path safe to print: at most 256 bytes (a hostile client may send kilobytes).
 pub fn loggable_path(path: &str) -> String {
+    // A direct upload's path is its (one-time, still usable when only preflighted) token.
+    if path.starts_with("/upload/direct/") {
+        return "/upload/direct/{token}".to_owned();
+    }
     if path.len() <= 256 {
         return path.to_owned();
     }

@@ -9,6 +9,8 @@ pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod body_guard;
+pub mod cors;
+pub mod direct;
 pub mod error;
 pub mod extract;
 pub mod files;
@@ -86,6 +88,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(projects::router())
         .merge(upload::router())
+        .merge(direct::router())
         .merge(files::router())
         .merge(blobs::router())
         .merge(jobs::router())
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(normalize_errors))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), body_guard::guard_bodies))
         .layer(axum::middleware::from_fn(log::log_requests))
         .with_state(state)

@@ -11,13 +11,14 @@ use bytes::Bytes;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::Json;
 use super::files::FileView;
 use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::error::Error;
-use crate::files::service::{self, ChunkSource, Kind};
+use crate::files::service::{self, ChunkSource, Kind, Wanted};
 use crate::http::error::ErrorBody;
 use crate::http::error::{AppError, AppResult};
 
@@ -65,18 +66,28 @@ pub(crate) fn refused(e: AppError) -> Response {
     response
 }
 
+/// An upload to `project_id` of what `wanted` takes: the answer, or the refusal (see [`refused`]).
 async fn receive(
     state: AppState,
-    key: ProjectKey,
-    kind: Kind,
+    project_id: Uuid,
+    wanted: Wanted,
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let mut multipart = match open(headers, multipart) {
-        Ok(multipart) => multipart,
-        Err(e) => return refused(e),
-    };
-    let answer = receive_inner(&state, key, kind, &mut multipart).await;
+    match open(headers, multipart) {
+        Ok(multipart) => receive_opened(state, project_id, wanted, multipart).await,
+        Err(e) => refused(e),
+    }
+}
+
+/// [`receive`] of a body [`open`] took already.
+pub(crate) async fn receive_opened(
+    state: AppState,
+    project_id: Uuid,
+    wanted: Wanted,
+    mut multipart: Multipart,
+) -> Response {
+    let answer = receive_inner(&state, project_id, &wanted, &mut multipart).await;
     answer_or_refuse(&mut multipart, answer).await
 }
 
@@ -130,8 +141,8 @@ pub(crate) async fn drain(multipart: &mut Multipart) {
 
 async fn receive_inner(
     state: &AppState,
-    key: ProjectKey,
-    kind: Kind,
+    project_id: Uuid,
+    wanted: &Wanted,
     multipart: &mut Multipart,
 ) -> AppResult<(StatusCode, Json<FileView>)> {
     loop {
@@ -143,8 +154,10 @@ async fn receive_inner(
         }
         let filename = field.file_name().map(str::to_owned);
         let mut source = FieldSource { field };
-        let stored = service::upload(state, key.project_id, kind, filename.as_deref(), &mut source).await?;
-        return Ok((StatusCode::CREATED, Json(FileView::new(stored, state.store.as_ref()))));
+        // Looked up first: a failure after the upload would answer an error for a stored file.
+        let links = crate::delivery::Links::of_project(state, project_id).await?;
+        let stored = service::upload(state, project_id, wanted, filename.as_deref(), &mut source).await?;
+        return Ok((StatusCode::CREATED, Json(FileView::new(stored, &links).await?)));
     }
 }
 
@@ -178,7 +191,7 @@ async fn upload_file(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    receive(state, key, Kind::File, &headers, multipart).await
+    receive(state, key.project_id, Wanted::kind(Kind::File), &headers, multipart).await
 }
 
 /// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF). Its variants are rendered in the
@@ -200,5 +213,5 @@ async fn upload_image(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    receive(state, key, Kind::Image, &headers, multipart).await
+    receive(state, key.project_id, Wanted::kind(Kind::Image), &headers, multipart).await
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::Transient;
 use crate::AppState;
-use crate::db::{files, plugin_runs, projects};
+use crate::db::{files, plugin_runs, projects, upload_tokens};
 use crate::storage::BlobKey;
 use crate::storage::keys::project_prefix;
 
@@ -39,6 +39,8 @@ pub struct Report {
     /// `plugin_runs` rows older than the purge period (the daily budget reads one day; a job's
     /// `plugin_runs` lists them until then), and those of purged projects.
     pub plugin_runs_purged: u64,
+    /// Direct-upload tokens that expired over an hour ago, used or not.
+    pub upload_tokens_purged: u64,
 }
 
 pub async fn run(state: &AppState) -> Result<Report, Transient> {
@@ -63,6 +65,8 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     }
 
     report.plugin_runs_purged += plugin_runs::delete_before(&state.db, cutoff).await?;
+    report.upload_tokens_purged =
+        upload_tokens::purge_expired(&state.db, Utc::now() - chrono::Duration::hours(1)).await?;
 
     let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
     let young_after = Utc::now() - grace;
@@ -132,9 +136,7 @@ fn is_ours(key: &str) -> bool {
 
 /// The project a key belongs to: its first folder is `{slug}-{project uuid}`.
 fn project_of(key: &str) -> Option<Uuid> {
-    let folder = key.split_once('/')?.0;
-    let at = folder.len().checked_sub(36)?;
-    Uuid::parse_str(folder.get(at..)?).ok()
+    crate::storage::keys::project_id_of(key)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Projects: their settings (variants, quotas), ownership, deletion, and their API keys.
 
+pub mod delivery_settings;
 pub mod service;
 pub mod settings;
 

@@ -2,6 +2,8 @@
 //! edge. Every rule of API.md's Settings paragraph lives here, and every refusal names its field
 //! (`settings.variants[2].quality`).
 
+pub use super::delivery_settings::Visibility;
+use super::delivery_settings::{DEFAULT_URL_TTL_SECONDS, default_url_ttl, is_default_url_ttl};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -177,11 +179,34 @@ pub struct ProjectSettings {
     /// project's sync (which re-renders what that version now makes). Shown when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rerender_on_upgrade: bool,
+    /// `public`: a blob's URL works for anyone who has it. `private`: every URL in an answer is
+    /// signed and expires after `url_ttl_seconds`, and unsigned ones are refused (403). Shown
+    /// when private.
+    #[serde(default, skip_serializing_if = "Visibility::is_public")]
+    pub visibility: Visibility,
+    /// How long a private project's signed URLs work, 60..=604800 seconds. Shown when not 3600.
+    #[serde(default = "default_url_ttl", skip_serializing_if = "is_default_url_ttl")]
+    #[schema(minimum = 60, maximum = 604800, default = 3600)]
+    pub url_ttl_seconds: u32,
+    /// Browser origins (`https://host[:port]`; `http://` only for localhost and loopback
+    /// addresses, for development) whose pages may use `/upload/direct` and `/blobs` of
+    /// this project: preflights are answered and responses carry `Access-Control-Allow-Origin`
+    /// for them alone. At most 32. Shown when not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["https://app.example.com"]), max_items = 32)]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ProjectSettings {
     fn default() -> Self {
-        ProjectSettings { variants: default_variants(), quotas: Quotas::default(), rerender_on_upgrade: false }
+        ProjectSettings {
+            variants: default_variants(),
+            quotas: Quotas::default(),
+            rerender_on_upgrade: false,
+            visibility: Visibility::Public,
+            url_ttl_seconds: DEFAULT_URL_TTL_SECONDS,
+            cors_origins: Vec::new(),
+        }
     }
 }
 
@@ -269,6 +294,7 @@ impl ProjectSettings {
                 ));
             }
         }
+        super::delivery_settings::validate(self.url_ttl_seconds, &self.cors_origins, prefix)?;
         for (name, value) in [
             ("max_file_bytes", self.quotas.max_file_bytes),
             ("max_total_bytes", self.quotas.max_total_bytes),

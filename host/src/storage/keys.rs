@@ -90,6 +90,13 @@ pub fn project_prefix(slug: &str, project_id: Uuid) -> String {
     format!("{slug}-{project_id}/")
 }
 
+/// The project whose folder (`{slug}-{project id}/`, see [`project_prefix`]) holds `key`.
+pub fn project_id_of(key: &str) -> Option<Uuid> {
+    let folder = key.split_once('/')?.0;
+    let at = folder.len().checked_sub(36)?;
+    Uuid::parse_str(folder.get(at..)?).ok()
+}
+
 fn build(key: String) -> BlobKey {
     // The parts are a slug, a UUID, a validated variant name and a known extension: always valid.
     BlobKey::parse(&key).unwrap_or_else(|e| panic!("key layout produced an invalid key: {e}"))

@@ -204,9 +204,15 @@ mod tests {
     #[test]
     fn bad_declarations_are_named() {
         assert_eq!(check_declaration(&[Param::float("a", 0.0, 1.0, 0.5), Param::bool("b", true)]), Ok(()));
-        assert!(check_declaration(&[Param::bool("a", true), Param::bool("a", false)]).expect_err("refused").contains("twice"));
+        assert!(
+            check_declaration(&[Param::bool("a", true), Param::bool("a", false)])
+                .expect_err("refused")
+                .contains("twice")
+        );
         assert!(check_declaration(&[Param::bool("Bad Name", true)]).is_err());
-        assert!(check_declaration(&[Param::float("a", 1.0, 0.0, 0.5)]).expect_err("refused").contains("min 1 above max 0"));
+        assert!(
+            check_declaration(&[Param::float("a", 1.0, 0.0, 0.5)]).expect_err("refused").contains("min 1 above max 0")
+        );
         assert!(check_declaration(&[Param::float("a", 0.0, 1.0, 2.0)]).expect_err("refused").contains("default"));
         assert!(check_declaration(&[Param::one_of("m", &[], "x")]).expect_err("refused").contains("no values"));
     }
