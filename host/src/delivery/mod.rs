@@ -5,6 +5,7 @@
 //! so switching a project to private refuses its unsigned URLs at once.
 
 pub mod signing;
+pub mod variants;
 
 use std::time::Duration;
 
@@ -68,13 +69,15 @@ async fn owner_of(state: &AppState, key: &BlobKey) -> Result<Option<Project>> {
 }
 
 /// Whether a page of `origin` may use `path`, a delivery route of one project (`/blobs/{key}`,
-/// `/upload/direct/{token}`): `origin` is among that project's `cors_origins`.
+/// `/v/{file_id}/{variant}`, `/upload/direct/{token}`): `origin` is among that project's `cors_origins`.
 pub async fn cors_allows(state: &AppState, path: &str, origin: &str) -> Result<bool> {
     let project = if let Some(key) = path.strip_prefix("/blobs/") {
         match BlobKey::parse(key) {
             Ok(key) => owner_of(state, &key).await?,
             Err(_) => None,
         }
+    } else if let Some(rest) = path.strip_prefix("/v/") {
+        variants::project_of_path(state, rest).await?
     } else if let Some(token) = path.strip_prefix("/upload/direct/") {
         match crate::files::direct::project_of(state, token).await? {
             Some(id) => crate::projects::service::get_by_key(state, id).await.ok(),

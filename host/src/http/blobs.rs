@@ -8,6 +8,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::extract::Path;
 use crate::AppState;
@@ -21,7 +23,47 @@ use crate::storage::{BlobKey, BlobStore, ByteRange, StorageError};
 /// axum's catch-all `{*key}` has no OpenAPI spelling, so the route is added by hand and its
 /// documentation through `ApiDoc`'s `paths(...)` (as `/blobs/{key}`).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().route("/blobs/{*key}", axum::routing::get(get_blob))
+    OpenApiRouter::new().route("/blobs/{*key}", axum::routing::get(get_blob)).routes(routes!(get_variant))
+}
+
+/// A rendered variant by its file and name: the same URL whatever the variant's format, size or
+/// plugin (a sync's re-render replaces what it answers). Public projects: no credentials;
+/// private: `exp`/`sig` signed over `/v/{file_id}/{variant}`. The filesystem store answers the
+/// bytes, S3 a 302 to the bucket.
+#[utoipa::path(
+    get, path = "/v/{file_id}/{variant}", tag = "files",
+    params(("file_id" = Uuid, Path), ("variant" = String, Path),
+           ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
+           ("sig" = Option<String>, Query, description = "Private projects: the URL's signature"),
+           ("Range" = Option<String>, Header), ("If-None-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The variant's bytes (filesystem)", content_type = "application/octet-stream"),
+        (status = 206, description = "The requested range"),
+        (status = 302, description = "To the bucket (S3)"),
+        (status = 304, description = "Not modified"),
+        (status = 403, description = "`forbidden`: a private project's variant without a valid, unexpired signature", body = ErrorBody),
+        (status = 404, description = "No such file or variant, or not rendered (yet)", body = ErrorBody),
+    )
+)]
+async fn get_variant(
+    State(state): State<AppState>,
+    Path((file_id, variant)): Path<(Uuid, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let query = query.as_deref();
+    let (exp, sig) = (query_value(query, "exp"), query_value(query, "sig"));
+    let delivered = crate::delivery::variants::deliver(&state, file_id, &variant, exp, sig).await?;
+    if let Some(url) = delivered.redirect {
+        let mut response = StatusCode::FOUND.into_response();
+        let h = response.headers_mut();
+        h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|e| Error::Internal(e.into()))?);
+        if let Ok(v) = HeaderValue::from_str(&delivered.cache_control) {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+        return Ok(response);
+    }
+    serve(state.store.as_ref(), &delivered.key, &headers, &delivered.cache_control).await
 }
 
 /// A stored object (filesystem backend only; on S3 the bucket serves these URLs): anyone's for a

@@ -1,4 +1,4 @@
-//! CORS for the routes browsers use on a project's behalf (`/blobs/…`, `/upload/direct/…`): a
+//! CORS for the routes browsers use on a project's behalf (`/blobs/…`, `/v/…`, `/upload/direct/…`): a
 //! page of an origin in the project's `settings.cors_origins` gets its preflight answered and
 //! `Access-Control-Allow-Origin` on the answers; any other origin gets no CORS headers, so its
 //! browser keeps the answer from it. Every other route is left alone (the API is for servers
@@ -13,7 +13,7 @@ use crate::AppState;
 
 /// The paths CORS applies to.
 fn is_delivery(path: &str) -> bool {
-    path.starts_with("/blobs/") || path.starts_with("/upload/direct/")
+    path.starts_with("/blobs/") || path.starts_with("/v/") || path.starts_with("/upload/direct/")
 }
 
 pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
