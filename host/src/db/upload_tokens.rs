@@ -75,17 +75,15 @@ pub async fn redeem(db: &Db, token_hash: &str) -> Result<Option<UploadTokenRow>,
         .await)
 }
 
-/// The project of the unused, unexpired token with this hash (a browser's CORS preflight asks
-/// before the upload redeems it).
+/// The project of the token with this hash, used or expired too (for CORS: a page holding a
+/// used token must be able to read its 401, and the token is a secret all the same), until the
+/// cleanup deletes it.
 #[tracing::instrument(skip(db, token_hash))]
 pub async fn project_of(db: &Db, token_hash: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    dispatch!(db, |pool| sqlx::query_scalar::<_, Uuid>(
-        "SELECT project_id FROM upload_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2"
-    )
-    .bind(token_hash)
-    .bind(Utc::now())
-    .fetch_optional(pool)
-    .await)
+    dispatch!(db, |pool| sqlx::query_scalar::<_, Uuid>("SELECT project_id FROM upload_tokens WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await)
 }
 
 /// Deletes the tokens that expired before `before` (used or not); how many went.

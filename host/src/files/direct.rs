@@ -100,7 +100,7 @@ pub async fn issue(state: &AppState, key: ProjectKey, request: TokenRequest) -> 
     Ok(Issued { token, expires_at })
 }
 
-/// The project `token` uploads to while it can still be used (for CORS preflights).
+/// The project `token` was issued for, used or expired too (for CORS: see the db function).
 pub async fn project_of(state: &AppState, token: &str) -> Result<Option<Uuid>> {
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Ok(None);

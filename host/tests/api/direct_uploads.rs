@@ -182,8 +182,15 @@ async fn browsers_of_the_projects_origins_may_upload_directly(db: DbKind, store:
     };
     assert!(varies(made.headers()));
     let made: Value = made.json().await.expect("json");
-    // Once used, the token names no project any more: no CORS for it either.
-    assert_eq!(preflight(&url, origin).await, None);
+    // Once used, the page can still read why its next try is refused.
+    assert_eq!(preflight(&url, origin).await.as_deref(), Some(origin));
+    let (content_type, body) = multipart_body("p.jpg", chunks(fixture("photo.jpg")));
+    let again =
+        reqwest::Client::new().post(&url).header("origin", origin).header("content-type", content_type).body(body);
+    let again = again.send().await.expect("upload");
+    assert_eq!(again.headers()["access-control-allow-origin"], origin);
+    assert_error(again, 401, "unauthorized").await;
+    assert_eq!(preflight(&format!("{}/upload/direct/mbku_unknown", app.base), origin).await, None);
 
     if store == StoreKind::Filesystem {
         let blob = made["url"].as_str().expect("url");
