@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::projects::service::Project;
 use crate::projects::settings::Visibility;
 use crate::storage::BlobKey;
-use signing::Refused;
 
 /// Keys never change content: a public blob may be cached forever.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -109,11 +108,7 @@ pub async fn blob_access(state: &AppState, key: &BlobKey, exp: Option<&str>, sig
         }
         Err(why) => {
             tracing::info!(key = %key, reason = %why, "a private blob was refused");
-            Err(Error::Forbidden(match why {
-                Refused::Unsigned => "this project's blobs need a signed URL (take a fresh one from its file)".into(),
-                Refused::Expired => "this signed URL has expired (take a fresh one from its file)".into(),
-                Refused::Forged => "this URL's signature is not valid".into(),
-            }))
+            Err(why.into())
         }
     }
 }

@@ -29,6 +29,17 @@ pub enum Refused {
     Forged,
 }
 
+/// The contract's 403, saying what to do about it.
+impl From<Refused> for crate::error::Error {
+    fn from(why: Refused) -> Self {
+        crate::error::Error::Forbidden(match why {
+            Refused::Unsigned => "this project's media needs a signed URL (take a fresh one from its file)".into(),
+            Refused::Expired => "this signed URL has expired (take a fresh one from its file)".into(),
+            Refused::Forged => "this URL's signature is not valid".into(),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct UrlSigner {
     key: [u8; 32],

@@ -6,7 +6,6 @@
 
 use uuid::Uuid;
 
-use super::signing::Refused;
 use crate::AppState;
 use crate::db::status::VariantStatus;
 use crate::db::{files, projects};
@@ -60,11 +59,7 @@ pub async fn deliver(
     let now = chrono::Utc::now().timestamp();
     if let Err(why) = state.url_signer.verify(&path(file_id, name), exp, sig, now) {
         tracing::info!(file = %file_id, variant = name, reason = %why, "a private variant was refused");
-        return Err(Error::Forbidden(match why {
-            Refused::Unsigned => "this project's variants need a signed URL".into(),
-            Refused::Expired => "this signed URL has expired".into(),
-            Refused::Forged => "this URL's signature is not valid".into(),
-        }));
+        return Err(why.into());
     }
     let left = exp.and_then(|e| e.parse::<i64>().ok()).map_or(0, |e| e - now).max(1);
     let redirect = match store.backend() {

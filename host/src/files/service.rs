@@ -84,7 +84,8 @@ impl Meter {
         if let Some(max) = self.max_file_bytes
             && self.size > max
         {
-            return Err(Error::PayloadTooLarge(format!("the file is larger than the project's limit of {max} bytes")));
+            // The project's max_file_bytes, or a direct upload token's lower max_bytes.
+            return Err(Error::PayloadTooLarge(format!("the file is larger than this upload's limit of {max} bytes")));
         }
         if let Some(left) = self.total_left
             && self.size > left
