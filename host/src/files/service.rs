@@ -112,19 +112,24 @@ fn quota_exceeded(message: String) -> Error {
     Error::Conflict { code: "quota_exceeded", message }
 }
 
-/// Stores an upload of `kind` for the project.
+/// The live project an upload goes to; 401 when it is gone (its key or token no longer counts).
+pub async fn uploading_to(state: &AppState, project_id: Uuid) -> Result<Project> {
+    let row =
+        projects::find(&state.db, project_id).await?.ok_or_else(|| Error::Unauthorized("invalid API key".into()))?;
+    Project::from_row(row)
+}
+
+/// Stores an upload of what `wanted` takes for `project` (from [`uploading_to`]; deleted
+/// meanwhile, the rows are refused under the project's lock).
 pub async fn upload(
     state: &AppState,
-    project_id: Uuid,
+    project: &Project,
     wanted: &Wanted,
     filename: Option<&str>,
     body: &mut dyn ChunkSource,
 ) -> Result<StoredFile> {
-    let row =
-        projects::find(&state.db, project_id).await?.ok_or_else(|| Error::Unauthorized("invalid API key".into()))?;
-    let project = Project::from_row(row)?;
     let quotas = project.settings.quotas.clone();
-    let (used_bytes, used_files) = files::usage(&state.db, project_id).await?;
+    let (used_bytes, used_files) = files::usage(&state.db, project.row.id).await?;
     if let Some(max) = quotas.max_files
         && used_files >= max
     {

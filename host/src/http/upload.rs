@@ -154,9 +154,11 @@ async fn receive_inner(
         }
         let filename = field.file_name().map(str::to_owned);
         let mut source = FieldSource { field };
-        // Looked up first: a failure after the upload would answer an error for a stored file.
-        let links = crate::delivery::Links::of_project(state, project_id).await?;
-        let stored = service::upload(state, project_id, wanted, filename.as_deref(), &mut source).await?;
+        // One look-up for both; the links first: a failure after the upload would answer an
+        // error for a stored file.
+        let project = service::uploading_to(state, project_id).await?;
+        let links = crate::delivery::Links::of(state, &project);
+        let stored = service::upload(state, &project, wanted, filename.as_deref(), &mut source).await?;
         return Ok((StatusCode::CREATED, Json(FileView::new(stored, &links).await?)));
     }
 }
