@@ -28,6 +28,7 @@ pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod telemetry;
+pub mod webhooks;
 
 #[cfg(test)]
 mod layering;

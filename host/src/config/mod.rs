@@ -125,6 +125,9 @@ pub struct Config {
     pub forwarded_header: crate::net::ForwardedHeader,
     /// `METRICS_TOKEN`: when set, `GET /metrics` wants `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
+    /// `WEBHOOK_ALLOW_PRIVATE`: webhooks may target private, loopback and link-local addresses
+    /// (tests, and a receiver on the host's own network).
+    pub webhook_allow_private: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -252,6 +255,8 @@ impl Config {
             return Err(ConfigError::new("METRICS_TOKEN", "must be at least 16 characters long"));
         }
 
+        let webhook_allow_private = parse_bool("WEBHOOK_ALLOW_PRIVATE", get("WEBHOOK_ALLOW_PRIVATE"), false)?;
+
         let jwt_secret = match get("JWT_SECRET") {
             Some(secret) if secret.len() < MIN_JWT_SECRET_LEN => {
                 return Err(ConfigError::new(
@@ -292,6 +297,7 @@ impl Config {
             trusted_proxies,
             forwarded_header,
             metrics_token,
+            webhook_allow_private,
         })
     }
 }

@@ -63,12 +63,22 @@ pub struct JobSettings {
     pub purge_after: Duration,
     /// Objects no row names are deleted only when older than this (an upload may be in flight).
     pub orphan_grace: Duration,
+    /// The waits between a webhook delivery's attempts; after the last, it has failed. The
+    /// default is the schedule of Svix (the Standard Webhooks authors: 5 s, 5 min, 30 min, 2 h,
+    /// 5 h, then 10 h twice), its last two waits cut to 8 h so that the whole stays within 24 h
+    /// (23.6 h): a receiver down for most of a day still gets every event.
+    pub webhook_retry_after: Vec<Duration>,
 }
 
 impl JobSettings {
     /// How often a worker refreshes the heartbeat of the jobs it runs.
     pub fn heartbeat_every(&self) -> Duration {
         (self.stale_after / 4).max(Duration::from_millis(100))
+    }
+
+    /// The wait before a webhook delivery's attempt `attempts + 1`; `None` when it was the last.
+    pub fn webhook_retry(&self, attempts: i32) -> Option<Duration> {
+        usize::try_from(attempts - 1).ok().and_then(|n| self.webhook_retry_after.get(n)).copied()
     }
 
     /// The wait before attempt `attempts + 1`.
@@ -90,6 +100,7 @@ impl Default for JobSettings {
             cleanup_every: Duration::from_secs(24 * 3600),
             purge_after: Duration::from_secs(30 * 24 * 3600),
             orphan_grace: Duration::from_secs(3600),
+            webhook_retry_after: [5, 300, 1800, 7200, 18000, 28800, 28800].map(Duration::from_secs).to_vec(),
         }
     }
 }

@@ -47,6 +47,43 @@ pub struct VariantRow {
     /// The digest of what ran: the plugin's, or `native` for the builtin rendered natively.
     pub plugin_sha256: Option<String>,
     pub spec_hash: Option<String>,
+    /// A `format: "auto"` variant's siblings (migration 0011), as JSON: see [`Siblings`].
+    pub formats: Option<String>,
+}
+
+/// The siblings of a `format: "auto"` variant by format name (`avif`, `webp`, `jpeg` or
+/// `png`): where each is stored and its size.
+pub type Siblings = std::collections::BTreeMap<String, Sibling>;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sibling {
+    pub key: String,
+    pub size: i64,
+}
+
+impl VariantRow {
+    /// Its siblings (none for a variant of one format, or one not rendered yet).
+    pub fn siblings(&self) -> Siblings {
+        self.formats.as_deref().and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default()
+    }
+
+    /// Every key its blobs are stored under: its own, and its siblings'.
+    pub fn blob_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.storage_key.clone()];
+        keys.extend(self.siblings().into_values().map(|s| s.key).filter(|k| *k != self.storage_key));
+        keys
+    }
+}
+
+/// What a render stored for a variant: its own blob (for `auto`, the JPEG or PNG) and, for
+/// `auto`, every sibling.
+#[derive(Debug, Clone)]
+pub struct Made<'a> {
+    pub storage_key: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub size: i64,
+    pub siblings: Option<&'a Siblings>,
 }
 
 /// What made a rendered variant: the plugin and the hash of the spec it was rendered to.
@@ -61,7 +98,7 @@ pub struct Provenance {
 
 const FILE_COLUMNS: &str = "id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at";
 const VARIANT_COLUMNS: &str = "id, file_id, name, storage_key, status, format, width, height, size, error, created_at, \
-     plugin_id, plugin_name, plugin_version, plugin_sha256, spec_hash";
+     plugin_id, plugin_name, plugin_version, plugin_sha256, spec_hash, formats";
 
 pub struct NewFile<'a> {
     pub id: Uuid,
@@ -232,23 +269,17 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<bool, sqlx::Error> {
 /// A variant rendered and stored: its row becomes `ready` with what was made. False when the
 /// row is gone (its file or project was deleted meanwhile).
 #[tracing::instrument(skip(db))]
-pub async fn mark_variant_ready(
-    db: &Db,
-    id: Uuid,
-    width: i32,
-    height: i32,
-    size: i64,
-    made_by: &Provenance,
-) -> Result<bool, sqlx::Error> {
+pub async fn mark_variant_ready(db: &Db, id: Uuid, made: &Made<'_>, made_by: &Provenance) -> Result<bool, sqlx::Error> {
+    let formats = made.siblings.map(|s| serde_json::to_string(s).unwrap_or_default());
     dispatch!(db, |pool| {
         sqlx::query(
             "UPDATE variants SET status = 'ready', width = $1, height = $2, size = $3, plugin_sha256 = $4, error = NULL, updated_at = $5,
-                 plugin_id = $7, plugin_name = $8, plugin_version = $9, spec_hash = $10
+                 plugin_id = $7, plugin_name = $8, plugin_version = $9, spec_hash = $10, storage_key = $11, formats = $12
              WHERE id = $6",
         )
-        .bind(width)
-        .bind(height)
-        .bind(size)
+        .bind(made.width)
+        .bind(made.height)
+        .bind(made.size)
         .bind(&made_by.sha256)
         .bind(Utc::now())
         .bind(id)
@@ -256,6 +287,8 @@ pub async fn mark_variant_ready(
         .bind(&made_by.plugin_name)
         .bind(&made_by.plugin_version)
         .bind(&made_by.spec_hash)
+        .bind(made.storage_key)
+        .bind(&formats)
         .execute(pool)
         .await
         .map(|r| r.rows_affected() == 1)
@@ -290,19 +323,27 @@ pub async fn set_status(db: &Db, id: Uuid, status: FileStatus) -> Result<(), sql
     })
 }
 
-/// Every storage key a project's rows name (originals, files, variants): what the cleanup keeps.
+/// Every storage key a project's rows name (originals, files, variants and their siblings):
+/// what the cleanup keeps.
 #[tracing::instrument(skip(db))]
 pub async fn storage_keys(db: &Db, project_id: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    dispatch!(db, |pool| {
-        sqlx::query_scalar::<_, String>(
-            "SELECT storage_key FROM files WHERE project_id = $1
+    let rows = dispatch!(db, |pool| {
+        sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT storage_key, NULL FROM files WHERE project_id = $1
              UNION ALL
-             SELECT v.storage_key FROM variants v JOIN files f ON f.id = v.file_id WHERE f.project_id = $1",
+             SELECT v.storage_key, v.formats FROM variants v JOIN files f ON f.id = v.file_id WHERE f.project_id = $1",
         )
         .bind(project_id)
         .fetch_all(pool)
         .await
-    })
+    })?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for (key, formats) in rows {
+        let siblings: Siblings = formats.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
+        keys.extend(siblings.into_values().map(|s| s.key));
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Giving up on a file's job, in two statements shared by the worker's give-up ([`give_up`]) and
@@ -334,15 +375,19 @@ pub async fn variants_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Err
     super::count_by_status(db, "variants").await
 }
 
-/// Whether any file, variant or plugin row names `key`.
+/// Whether any file, variant (or sibling of one) or plugin row names `key`. A sibling is found
+/// by its key in the JSON (`_` in a pattern matches any character: at worst an orphan is kept).
 #[tracing::instrument(skip(db))]
 pub async fn key_named(db: &Db, key: &str) -> Result<bool, sqlx::Error> {
+    let in_json = format!("%{}%", serde_json::to_string(key).unwrap_or_default().replace('%', "_"));
     dispatch!(db, |pool| {
         sqlx::query_scalar::<_, i64>(
             "SELECT (SELECT COUNT(*) FROM files WHERE storage_key = $1) + (SELECT COUNT(*) FROM variants WHERE storage_key = $1)
-                  + (SELECT COUNT(*) FROM plugins WHERE storage_key = $1)",
+                  + (SELECT COUNT(*) FROM plugins WHERE storage_key = $1)
+                  + (SELECT COUNT(*) FROM variants WHERE formats LIKE $2)",
         )
         .bind(key)
+        .bind(in_json)
         .fetch_one(pool)
         .await
         .map(|n| n > 0)

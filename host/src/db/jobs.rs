@@ -23,6 +23,7 @@ pub mod kinds {
     pub const SYNC_FILE_VARIANTS: &str = "sync_file_variants";
     pub const SYNC_PROJECT_VARIANTS: &str = "sync_project_variants";
     pub const CLEANUP: &str = "cleanup";
+    pub const DELIVER_WEBHOOK: &str = "deliver_webhook";
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

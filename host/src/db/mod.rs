@@ -23,6 +23,7 @@ pub mod refresh_tokens;
 pub mod status;
 pub mod upload_tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! on S3. Every answer signs afresh; `GET /blobs` looks the key's project up on every request,
 //! so switching a project to private refuses its unsigned URLs at once.
 
+pub mod negotiate;
 pub mod signing;
 pub mod variants;
 
@@ -51,10 +52,23 @@ impl<'a> Links<'a> {
         if let Some(url) = store.presigned_get(&key, ttl).await? {
             return Ok(url);
         }
-        let path = format!("/blobs/{key}");
+        Ok(self.signed(&format!("/blobs/{key}"), ttl))
+    }
+
+    /// The `/v/{file_id}/{variant}` URL of a variant (signed for a private project): the one a
+    /// `format: "auto"` variant is fetched by, whose answer follows the request's `Accept`.
+    pub fn variant_url(&self, file_id: Uuid, variant: &str) -> String {
+        let path = variants::path(file_id, variant);
+        match self.signed_for {
+            Some(ttl) => self.signed(&path, ttl),
+            None => format!("{}{path}", self.state.config.public_base_url),
+        }
+    }
+
+    fn signed(&self, path: &str, ttl: Duration) -> String {
         let exp = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
-        let query = self.state.url_signer.query(&path, exp);
-        Ok(format!("{}{path}?{query}", self.state.config.public_base_url))
+        let query = self.state.url_signer.query(path, exp);
+        format!("{}{path}?{query}", self.state.config.public_base_url)
     }
 }
 

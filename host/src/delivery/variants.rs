@@ -2,14 +2,19 @@
 //! same when the project changes the variant's format, size or plugin (a re-render replaces what
 //! it answers; its ETag says so). Public projects: no credentials. Private: the `exp`/`sig` of
 //! the path, as `/blobs` takes them. On the filesystem the host answers the bytes; on S3 a 302 to
-//! the bucket (the public URL, or a presigned GET for a private project).
+//! the bucket (the public URL, or a presigned GET for a private project). A `format: "auto"`
+//! variant answers the sibling the request's `Accept` takes best ([`super::negotiate`]), with
+//! `Vary: Accept`.
 
 use uuid::Uuid;
 
+use super::negotiate;
 use crate::AppState;
+use crate::db::files::VariantRow;
 use crate::db::status::VariantStatus;
 use crate::db::{files, projects};
 use crate::error::{Error, Result};
+use crate::projects::VariantFormat;
 use crate::projects::service::Project;
 use crate::projects::settings::Visibility;
 use crate::storage::BlobKey;
@@ -24,6 +29,8 @@ pub struct Delivered {
     pub cache_control: String,
     /// `Some(url)`: a 302 there (S3); `None`: the host serves the key's bytes.
     pub redirect: Option<String>,
+    /// The answer depends on `Accept` (a `format: "auto"` variant): caches must key on it.
+    pub varies_by_accept: bool,
 }
 
 /// The path `/v/` URLs are signed over.
@@ -36,10 +43,9 @@ pub fn path(file_id: Uuid, variant: &str) -> String {
 /// without a valid signature.
 pub async fn deliver(
     state: &AppState,
-    file_id: Uuid,
-    name: &str,
-    exp: Option<&str>,
-    sig: Option<&str>,
+    (file_id, name): (Uuid, &str),
+    (exp, sig): (Option<&str>, Option<&str>),
+    accept: Option<&str>,
 ) -> Result<Delivered> {
     let not_found = || Error::NotFound(format!("no variant {name:?} of file {file_id}"));
     let file = files::find(&state.db, file_id).await?.ok_or_else(not_found)?;
@@ -50,11 +56,12 @@ pub async fn deliver(
     if variant.status != VariantStatus::Ready {
         return Err(Error::NotFound(format!("variant {name:?} of file {file_id} is not rendered: {}", variant.status)));
     }
-    let key = BlobKey::parse(&variant.storage_key)?;
+    let varies_by_accept = variant.format == VariantFormat::AUTO;
+    let key = BlobKey::parse(&sibling_for(&variant, accept))?;
     let store = state.store.as_ref();
     if project.settings.visibility == Visibility::Public {
         let redirect = (store.backend() != "filesystem").then(|| store.public_url(&key));
-        return Ok(Delivered { key, cache_control: PUBLIC_VARIANT.to_owned(), redirect });
+        return Ok(Delivered { key, cache_control: PUBLIC_VARIANT.to_owned(), redirect, varies_by_accept });
     }
     let now = chrono::Utc::now().timestamp();
     if let Err(why) = state.url_signer.verify(&path(file_id, name), exp, sig, now) {
@@ -67,7 +74,18 @@ pub async fn deliver(
         // The bucket's own signature, for no longer than the request's.
         _ => store.presigned_get(&key, std::time::Duration::from_secs(left as u64)).await?,
     };
-    Ok(Delivered { key, cache_control: format!("private, max-age={left}"), redirect })
+    Ok(Delivered { key, cache_control: format!("private, max-age={left}"), redirect, varies_by_accept })
+}
+
+/// The key to answer with: the variant's own, or the sibling `accept` takes best.
+fn sibling_for(variant: &VariantRow, accept: Option<&str>) -> String {
+    let siblings = variant.siblings();
+    // Best first, as the render made them, the fallback (the row's own key) last.
+    let offered: Vec<&str> =
+        ["avif", "webp", "jpeg", "png"].into_iter().filter(|f| siblings.contains_key(*f)).collect();
+    negotiate::choose(accept, &offered)
+        .and_then(|format| siblings.get(format))
+        .map_or_else(|| variant.storage_key.clone(), |sibling| sibling.key.clone())
 }
 
 /// The project whose file a `/v/{file_id}/…` path names, when it is live (for CORS).

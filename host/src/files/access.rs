@@ -11,6 +11,7 @@ use crate::db::projects;
 use crate::db::status::VariantStatus;
 use crate::error::{Error, Result};
 use crate::storage::BlobKey;
+use crate::webhooks::Event;
 
 /// The file, if `caller` may see it: the project's key, its owner, or su. Otherwise 404.
 pub async fn visible(state: &AppState, caller: Caller, id: Uuid) -> Result<FileRow> {
@@ -87,10 +88,18 @@ pub async fn content_key(state: &AppState, caller: Caller, id: Uuid, variant: Op
 /// leaves the rows (503), so nothing becomes an untracked orphan and the delete can be retried.
 pub async fn delete(state: &AppState, caller: Caller, id: Uuid) -> Result<()> {
     let file = visible(state, caller, id).await?;
-    for v in files::variants_of(&state.db, id).await? {
-        state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;
+    let variants = files::variants_of(&state.db, id).await?;
+    for v in &variants {
+        for key in v.blob_keys() {
+            state.store.delete(&BlobKey::parse(&key)?).await?;
+        }
     }
     state.store.delete(&BlobKey::parse(&file.storage_key)?).await?;
-    files::delete(&state.db, id).await?;
+    if files::delete(&state.db, id).await?
+        && let Ok(project) = crate::projects::service::get_by_key(state, file.project_id).await
+    {
+        let gone = StoredFile { file, variants, job_id: None };
+        super::view::announce(state, &project, &gone, Event::FileDeleted).await;
+    }
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::projects::service::Project;
 use crate::storage::keys::{file_key, original_key, variant_key};
 use crate::storage::{BlobKey, ByteStream};
+use crate::webhooks::Event;
 
 /// Where an upload's bytes come from (the HTTP layer adapts a multipart field).
 #[async_trait::async_trait]
@@ -247,7 +248,12 @@ pub async fn upload(
     }
     let file = files::find(&state.db, file_id).await?.ok_or_else(|| Error::not_found("file", file_id))?;
     let variants = files::variants_of(&state.db, file_id).await?;
-    Ok(StoredFile { file, variants, job_id })
+    let stored = StoredFile { file, variants, job_id };
+    super::view::announce(state, project, &stored, Event::FileCreated).await;
+    if stored.file.status == FileStatus::Ready {
+        super::view::announce(state, project, &stored, Event::FileReady).await;
+    }
+    Ok(stored)
 }
 
 /// The limits an upload's rows must respect (`None`: unlimited).

@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("file_id" = Uuid, Path), ("variant" = String, Path),
            ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
            ("sig" = Option<String>, Query, description = "Private projects: the URL's signature"),
+           ("Accept" = Option<String>, Header, description = "`format: \"auto\"` variants: AVIF to clients naming `image/avif`, else WebP to those naming `image/webp`, else the JPEG (PNG with alpha); q-values honoured. Answered with `Vary: Accept`"),
            ("Range" = Option<String>, Header), ("If-None-Match" = Option<String>, Header)),
     responses(
         (status = 200, description = "The variant's bytes (filesystem)", content_type = "application/octet-stream"),
@@ -53,17 +54,24 @@ async fn get_variant(
 ) -> AppResult<Response> {
     let query = query.as_deref();
     let (exp, sig) = (query_value(query, "exp"), query_value(query, "sig"));
-    let delivered = crate::delivery::variants::deliver(&state, file_id, &variant, exp, sig).await?;
-    if let Some(url) = delivered.redirect {
-        let mut response = StatusCode::FOUND.into_response();
-        let h = response.headers_mut();
-        h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|e| Error::Internal(e.into()))?);
-        if let Ok(v) = HeaderValue::from_str(&delivered.cache_control) {
-            h.insert(header::CACHE_CONTROL, v);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let delivered = crate::delivery::variants::deliver(&state, (file_id, &variant), (exp, sig), accept).await?;
+    let mut response = match delivered.redirect {
+        Some(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let h = response.headers_mut();
+            h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|e| Error::Internal(e.into()))?);
+            if let Ok(v) = HeaderValue::from_str(&delivered.cache_control) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            response
         }
-        return Ok(response);
+        None => serve(state.store.as_ref(), &delivered.key, &headers, &delivered.cache_control).await?,
+    };
+    if delivered.varies_by_accept {
+        response.headers_mut().append(header::VARY, HeaderValue::from_static("Accept"));
     }
-    serve(state.store.as_ref(), &delivered.key, &headers, &delivered.cache_control).await
+    Ok(response)
 }
 
 /// A stored object (filesystem backend only; on S3 the bucket serves these URLs): anyone's for a

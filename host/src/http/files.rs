@@ -1,14 +1,11 @@
 //! `/files`: list, fetch, download and delete files (the project's key, its owner, or su).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -21,7 +18,7 @@ use crate::auth::Caller;
 use crate::delivery::Links;
 use crate::error::Error;
 use crate::files::access;
-use crate::files::service::StoredFile;
+pub use crate::files::view::FileView;
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
 
@@ -30,114 +27,6 @@ pub const PRESIGN_TTL: Duration = Duration::from_secs(300);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_files)).routes(routes!(get_file, delete_file)).routes(routes!(get_content))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VariantView {
-    /// Public URL; valid once `status` is `ready`.
-    pub url: String,
-    /// `pending`, `ready` or `failed`.
-    #[schema(example = "pending")]
-    pub status: String,
-    #[schema(example = "webp")]
-    pub format: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<i64>,
-    /// Why rendering failed (`status: failed`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What rendered it, once rendered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<MadeBy>,
-}
-
-/// The plugin that rendered a variant: its name, version and the digest of what ran (`native`
-/// for the builtin rendered natively).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MadeBy {
-    #[schema(example = "mbk-standard")]
-    pub name: String,
-    #[schema(example = "0.1.0")]
-    pub version: String,
-    pub sha256: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = File)]
-pub struct FileView {
-    pub id: Uuid,
-    pub project_id: Uuid,
-    /// `file` or `image`.
-    #[schema(example = "image")]
-    pub kind: String,
-    /// The client's file name, for display only.
-    #[schema(example = "holiday.jpg")]
-    pub filename: String,
-    /// Sniffed from the bytes.
-    #[schema(example = "image/jpeg")]
-    pub mime_type: String,
-    pub size: i64,
-    /// Hex SHA-256 of the stored bytes.
-    pub sha256: String,
-    /// `processing` (images with variants still pending), `ready`, or `failed`.
-    #[schema(example = "processing")]
-    pub status: String,
-    /// Public URL of the original.
-    pub url: String,
-    /// Upright width (EXIF orientation applied), images only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<i32>,
-    pub variants: BTreeMap<String, VariantView>,
-    /// The `process_image` job (upload answers only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl FileView {
-    /// The answer for `stored`, its URLs as `links` makes them (signed for a private project).
-    pub async fn new(stored: StoredFile, links: &Links<'_>) -> crate::error::Result<FileView> {
-        let f = stored.file;
-        let mut variants = BTreeMap::new();
-        for v in stored.variants {
-            let view = VariantView {
-                url: links.url(&v.storage_key).await?,
-                status: v.status.to_string(),
-                format: v.format,
-                width: v.width,
-                height: v.height,
-                size: v.size,
-                error: v.error,
-                plugin: match (v.plugin_name, v.plugin_version, v.plugin_sha256) {
-                    (Some(name), Some(version), Some(sha256)) => Some(MadeBy { name, version, sha256 }),
-                    _ => None,
-                },
-            };
-            variants.insert(v.name, view);
-        }
-        Ok(FileView {
-            url: links.url(&f.storage_key).await?,
-            id: f.id,
-            project_id: f.project_id,
-            kind: f.kind,
-            filename: f.filename,
-            mime_type: f.mime_type,
-            size: f.size,
-            sha256: f.sha256,
-            status: f.status.to_string(),
-            width: f.width,
-            height: f.height,
-            variants,
-            job_id: stored.job_id,
-            created_at: f.created_at,
-        })
-    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -24,6 +24,7 @@ pub mod projects;
 pub mod server;
 pub mod upload;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -94,6 +95,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(admin::router())
         .merge(plugins::router())
+        .merge(webhooks::router())
         .merge(ops::router())
 }
 

@@ -93,12 +93,27 @@ impl BackgroundJob for Cleanup {
     }
 }
 
+/// Send one webhook delivery (the one made with this job), on the job's attempt `attempts`.
+pub struct DeliverWebhook {
+    pub job: Uuid,
+    pub attempts: i32,
+}
+
+impl BackgroundJob for DeliverWebhook {
+    const KIND: &'static str = kinds::DELIVER_WEBHOOK;
+
+    async fn run(self, ctx: &JobContext) -> Result<Verdict, Transient> {
+        crate::webhooks::send::run(&ctx.state, self.job, self.attempts).await
+    }
+}
+
 /// The job a queued row asks for.
 pub enum Job {
     ProcessImage(ProcessImage),
     SyncFileVariants(SyncFileVariants),
     SyncProjectVariants(SyncProjectVariants),
     Cleanup(Cleanup),
+    DeliverWebhook(DeliverWebhook),
 }
 
 impl Job {
@@ -116,6 +131,8 @@ impl Job {
                 row.project_id.map(|project| Job::SyncProjectVariants(SyncProjectVariants { job, holder, project }))
             }
             Cleanup::KIND => Some(Job::Cleanup(Cleanup)),
+            // Not tied to its file: a `file.deleted` delivery outlives the file.
+            DeliverWebhook::KIND => Some(Job::DeliverWebhook(DeliverWebhook { job, attempts: row.attempts })),
             other => return Err(format!("unknown job kind {other:?}")),
         };
         Ok(job)
@@ -127,6 +144,7 @@ impl Job {
             Job::SyncFileVariants(job) => job.run(ctx).await,
             Job::SyncProjectVariants(job) => job.run(ctx).await,
             Job::Cleanup(job) => job.run(ctx).await,
+            Job::DeliverWebhook(job) => job.run(ctx).await,
         }
     }
 }

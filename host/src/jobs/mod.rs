@@ -32,6 +32,10 @@ pub enum Transient {
     /// The job panicked (the text is for the log).
     #[error("the job panicked: {0}")]
     Crashed(String),
+    /// A webhook's receiver did not take a delivery (the tenant's own endpoint: the reason is
+    /// theirs to read).
+    #[error("{0}")]
+    Receiver(String),
 }
 
 impl Transient {
@@ -45,6 +49,7 @@ impl Transient {
             Transient::TimedOut(_) => self.to_string(),
             Transient::Busy(_) => "every plugin sandbox was busy".into(),
             Transient::Crashed(_) => "the job crashed".into(),
+            Transient::Receiver(why) => why.clone(),
         }
     }
 }

@@ -27,7 +27,8 @@ use super::kind::{Job, JobContext, Verdict};
 use super::queue::Claimed;
 use super::{Ran, Transient};
 use crate::AppState;
-use crate::db::jobs;
+use crate::config::JobSettings;
+use crate::db::jobs::{self, JobRow};
 use crate::db::status::JobStatus;
 
 /// The whole stack for one worker.
@@ -148,7 +149,7 @@ async fn record(state: &AppState, claimed: &Claimed, result: Result<Verdict, Tra
     let (held, ran) = match result {
         Ok(Ok(())) => (jobs::finish(db, job.id, me, JobStatus::Completed, None).await?, Ran::Completed),
         Ok(Err(why)) => (jobs::finish(db, job.id, me, JobStatus::Failed, Some(&why)).await?, Ran::Failed(why)),
-        Err(transient) if job.attempts >= settings.max_attempts => {
+        Err(transient) if retry_after(settings, job).is_none() => {
             let why = format!("gave up after {} attempts: {}", job.attempts, transient.public_reason());
             let held = jobs::finish(db, job.id, me, JobStatus::Failed, Some(&why)).await?;
             // Nothing may stay `processing`: what was not rendered fails with the reason.
@@ -158,12 +159,21 @@ async fn record(state: &AppState, claimed: &Claimed, result: Result<Verdict, Tra
             (held, Ran::Failed(why))
         }
         Err(transient) => {
-            let delay = settings.backoff(job.attempts);
+            let delay = retry_after(settings, job).unwrap_or_default();
             let why = format!("{}; retrying in {delay:?}", transient.public_reason());
             (jobs::retry_later(db, job.id, me, delay.as_millis() as i64, &why).await?, Ran::Retrying(why))
         }
     };
     Ok(if held { ran } else { Ran::Lost })
+}
+
+/// The wait before `job` runs again after a transient failure; `None` when that was its last
+/// attempt. Webhook deliveries keep their own, day-long schedule.
+fn retry_after(settings: &JobSettings, job: &JobRow) -> Option<Duration> {
+    if job.kind == jobs::kinds::DELIVER_WEBHOOK {
+        return settings.webhook_retry(job.attempts);
+    }
+    (job.attempts < settings.max_attempts).then(|| settings.backoff(job.attempts))
 }
 
 fn log(claimed: &Claimed, ran: &Ran, took: Duration, detail: &str) {

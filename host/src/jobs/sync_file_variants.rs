@@ -111,8 +111,10 @@ pub async fn run(state: &AppState, renderer: &Arc<Renderer>, file_id: Uuid) -> R
     };
     let plan = plan(state, &file, &project).await?;
     for v in &plan.remove {
-        // Blob first: a row without a blob is retried, a blob without a row would be an orphan.
-        state.store.delete(&BlobKey::parse(&v.storage_key)?).await?;
+        // Blobs first: a row without a blob is retried, a blob without a row would be an orphan.
+        for key in v.blob_keys() {
+            state.store.delete(&BlobKey::parse(&key)?).await?;
+        }
         files::delete_variant(&state.db, v.id).await?;
     }
     for spec in &plan.add {

@@ -5,10 +5,12 @@
 //! Custom plugins always run in the sandbox, with no fallback: their failure is the variant's
 //! failure.
 
+mod alpha;
 pub mod bench;
 pub mod metering;
 pub mod provenance;
 mod render;
+mod stored;
 
 pub use render::{Outcome, Retry, fail_pending, render_pending, render_with_outdated, to_spec};
 

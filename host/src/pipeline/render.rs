@@ -14,19 +14,22 @@ use std::sync::Arc;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::Renderer;
 use super::metering::{self, Meter};
-use super::provenance;
+use super::stored::{self, Planned};
+use super::{Renderer, alpha, provenance};
 use crate::AppState;
 use crate::db::files::{self, FileRow, Provenance, VariantRow};
 use crate::db::plugin_runs::{self, NewPluginRun};
 use crate::db::plugins::PluginRow;
 use crate::db::status::{FileStatus, VariantStatus};
+use crate::files::service::StoredFile;
+use crate::files::view::announce;
 use crate::plugins::registry::{self, Unavailable};
-use crate::plugins::{PluginFailure, RenderResults, Spec};
+use crate::plugins::{PluginFailure, RenderError, RenderResults, Rendered, Spec};
 use crate::projects::VariantSpec;
 use crate::projects::service::Project;
 use crate::storage::{self, BlobKey};
+use crate::webhooks::{self, Event};
 
 /// What a render did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,10 +97,10 @@ pub async fn render_with_outdated(
     let mut tally = Tally::default();
     // Variants grouped by plugin (one call per plugin: decode once); variants whose settings
     // vanished fail alone.
-    let mut groups: BTreeMap<String, Vec<(VariantRow, Spec)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(VariantRow, &VariantSpec)>> = BTreeMap::new();
     for variant in pending {
         match project.settings.variants.iter().find(|s| s.name.as_str() == variant.name) {
-            Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, to_spec(s))),
+            Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, s)),
             None => {
                 let why = format!("{}: the project's settings no longer name this variant", variant.name);
                 fail_unless_ready(state, &variant, &why).await?;
@@ -109,7 +112,10 @@ pub async fn render_with_outdated(
     if !groups.is_empty() {
         match state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await {
             Ok(original) => {
-                for (plugin, work) in groups {
+                let has_alpha = alpha::may_have_alpha(&original);
+                for (plugin, variants) in groups {
+                    let work: Vec<Planned> =
+                        variants.into_iter().map(|(variant, s)| stored::plan(variant, s, has_alpha)).collect();
                     let group = Group { project, plugin: &plugin, work: &work };
                     if let Some(outcome) = render_group(state, renderer, group, &original, &mut tally).await? {
                         return Ok(outcome);
@@ -133,6 +139,11 @@ pub async fn render_with_outdated(
     let all_failed = !all.is_empty() && all.iter().all(|v| v.status == VariantStatus::Failed);
     let status = if all_failed { FileStatus::Failed } else { FileStatus::Ready };
     files::set_status(&state.db, file.id, status).await?;
+    if file.status == FileStatus::Processing {
+        let event = if all_failed { Event::FileFailed } else { Event::FileReady };
+        let settled = FileRow { status, ..file.clone() };
+        announce(state, project, &StoredFile { file: settled, variants: all, job_id: None }, event).await;
+    }
     let Tally { rendered, failed, reason } = tally;
     Ok(Outcome::Settled { rendered, failed, reason })
 }
@@ -152,7 +163,7 @@ pub async fn fail_pending(state: &AppState, file_id: Uuid, why: &str) -> Result<
 struct Group<'a> {
     project: &'a Project,
     plugin: &'a str,
-    work: &'a [(VariantRow, Spec)],
+    work: &'a [Planned],
 }
 
 /// Renders one plugin's group and records each variant. `Some(Gone)` when the file was deleted
@@ -172,7 +183,7 @@ async fn render_group(
     };
     let (results, made_by) = match results {
         Ok(()) => {
-            let specs: Vec<Spec> = work.iter().map(|(_, s)| s.clone()).collect();
+            let specs: Vec<Spec> = work.iter().flat_map(|w| w.specs.iter().cloned()).collect();
             run_plugin(state, renderer, (project, plugin), original.clone(), specs).await?
         }
         Err(over) => (Err(over), None),
@@ -182,36 +193,37 @@ async fn render_group(
         // No sandbox free: the job runs again later.
         Err(busy) if busy.is_transient() => return Err(Retry::Busy(busy.to_string())),
         Err(whole) => {
-            for (variant, _) in work {
-                fail_unless_ready(state, variant, &whole.to_string()).await?;
+            for planned in work {
+                fail_unless_ready(state, &planned.variant, &whole.to_string()).await?;
             }
-            let names: Vec<&str> = work.iter().map(|(v, _)| v.name.as_str()).collect();
+            let names: Vec<&str> = work.iter().map(|w| w.variant.name.as_str()).collect();
             tally.failed(work.len(), format!("{}: {whole}", names.join(", ")));
             return Ok(None);
         }
     };
     // Results come only from a plugin that ran, so `made_by` is known here.
     let Some((plugin_row, digest)) = made_by else { return Ok(None) };
-    for ((variant, spec), result) in work.iter().zip(results) {
-        match result {
-            Ok(out) => {
+    let mut results = results.into_iter();
+    for planned in work {
+        // One result per spec, in order: an `auto` variant is ready only when every sibling is.
+        let mine: Result<Vec<Rendered>, RenderError> = results.by_ref().take(planned.specs.len()).collect();
+        let variant = &planned.variant;
+        match mine {
+            Ok(rendered) => {
                 let provenance = Provenance {
                     plugin_id: plugin_row.id,
                     plugin_name: plugin_row.name.clone(),
                     plugin_version: plugin_row.version.clone(),
                     sha256: digest.clone(),
-                    spec_hash: provenance::spec_hash(spec),
+                    spec_hash: planned.spec_hash.clone(),
                 };
-                let key = BlobKey::parse(&variant.storage_key)?;
-                let size = out.bytes.len() as i64;
-                state.store.put_bytes(&key, &out.mime, out.bytes.into()).await?;
-                let (width, height) = (out.width as i32, out.height as i32);
-                if !files::mark_variant_ready(&state.db, variant.id, width, height, size, &provenance).await? {
-                    // Deleted while rendering: leave no object without a row.
-                    state.store.delete(&key).await?;
+                if !stored::store(state, planned, rendered, &provenance).await? {
+                    // Deleted while rendering.
                     return Ok(Some(Outcome::Gone));
                 }
                 tally.rendered += 1;
+                let (project, file) = (project.row.id, variant.file_id);
+                webhooks::variant_event(state, project, file, &variant.name, Event::VariantReady).await;
             }
             Err(e) => {
                 fail_unless_ready(state, variant, &e.to_string()).await?;
@@ -229,7 +241,11 @@ async fn fail_unless_ready(state: &AppState, variant: &VariantRow, why: &str) ->
         tracing::warn!(variant = %variant.id, reason = why, "rendering an outdated variant again failed; it keeps its render");
         return Ok(());
     }
-    files::mark_variant_failed(&state.db, variant.id, why).await
+    files::mark_variant_failed(&state.db, variant.id, why).await?;
+    if let Ok(Some(file)) = files::find(&state.db, variant.file_id).await {
+        webhooks::variant_event(state, file.project_id, file.id, &variant.name, Event::VariantFailed).await;
+    }
+    Ok(())
 }
 
 /// Resolves `plugin` for `project`'s owner (see [`registry::resolve`]: their own versions of
@@ -309,14 +325,14 @@ async fn off_runtime(render: impl FnOnce() -> (RenderResults, Option<u64>) + Sen
     })
 }
 
-/// The plugin-facing spec of a variant's settings.
+/// The plugin-facing spec of a variant's settings (for `auto`, see [`stored::plan`]).
 pub fn to_spec(v: &VariantSpec) -> Spec {
     Spec {
         name: v.name.as_str().to_owned(),
         width: v.width,
         height: v.height,
         fit: v.fit,
-        format: v.format,
+        format: v.format.representative(),
         quality: v.quality,
         params: v.params.iter().map(|(k, val)| (k.clone(), val.clone())).collect(),
     }

@@ -3,5 +3,7 @@
 pub mod delivery_settings;
 pub mod service;
 pub mod settings;
+pub mod variant_format;
 
 pub use settings::{Fit, Format, ProjectSettings, Quotas, VariantName, VariantSpec};
+pub use variant_format::VariantFormat;

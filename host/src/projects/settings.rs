@@ -21,6 +21,7 @@ pub const MAX_VARIANTS: usize = 32;
 pub const MAX_VARIANT_PIXELS: u64 = 50_000_000;
 pub const DEFAULT_MAX_FILE_BYTES: i64 = 25 * 1024 * 1024;
 
+pub use super::variant_format::VariantFormat;
 pub use crate::plugins::{Fit, Format};
 
 /// The OpenAPI face of [`Fit`], the host's one `Fit` (serde names it in settings; a schema of its
@@ -44,7 +45,12 @@ pub struct ImageFormatSchema;
 
 impl utoipa::PartialSchema for ImageFormatSchema {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        string_enum("The encoding of a variant.", Format::ALL.map(Format::as_str))
+        let [webp, avif, jpeg, png] = Format::ALL.map(Format::as_str);
+        string_enum(
+            "The encoding of a variant; `auto`: AVIF, WebP and JPEG (PNG for images with alpha) from one \
+             decode, `GET /v/{file_id}/{variant}` serving the best for the request's `Accept`.",
+            [webp, avif, jpeg, png, VariantFormat::AUTO],
+        )
     }
 }
 
@@ -113,7 +119,7 @@ pub struct VariantSpec {
     #[schema(value_type = FitSchema)]
     pub fit: Fit,
     #[schema(value_type = ImageFormatSchema)]
-    pub format: Format,
+    pub format: VariantFormat,
     #[schema(minimum = 1, maximum = 100, example = 80)]
     pub quality: u8,
     /// A plugin the project's owner may use: `name`, `name@1.2.0` or `name@^1` (see
@@ -216,7 +222,7 @@ fn default_variants() -> Vec<VariantSpec> {
         width,
         height,
         fit,
-        format: Format::Webp,
+        format: VariantFormat::One(Format::Webp),
         quality: 80,
         plugin: standard_plugin(),
         params: BTreeMap::new(),
@@ -367,7 +373,7 @@ mod tests {
             {"name": "large", "width": 1600, "height": null, "fit": "contain", "format": "avif", "quality": 60, "plugin": "mbk-standard", "params": {}}],
             "quotas": {"max_file_bytes": 26214400, "max_total_bytes": null, "max_files": null}}))
         .expect("valid");
-        assert_eq!(s.variants[1].format, Format::Avif);
+        assert_eq!(s.variants[1].format, VariantFormat::One(Format::Avif));
         assert_eq!(s.variants[0].plugin, STANDARD_PLUGIN);
         assert_eq!(parse(json!({"variants": []})).expect("valid").variants.len(), 0);
         // The caps themselves are allowed: 32 variants, 50 MP (8192 x 6103).

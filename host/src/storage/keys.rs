@@ -114,6 +114,13 @@ pub fn variant_key(slug: &str, project_id: Uuid, variant: &str, file_id: Uuid, f
     build(format!("{}images/{variant}/{file_id}.{}", project_prefix(slug, project_id), clean_ext(format_ext)))
 }
 
+/// The key of a sibling of the variant at `key` (a `format: "auto"` variant's other formats):
+/// the same folder and name, another extension.
+pub fn sibling_key(key: &BlobKey, format_ext: &str) -> BlobKey {
+    let stem = key.as_str().rsplit_once('.').map_or(key.as_str(), |(stem, _)| stem);
+    build(format!("{stem}.{}", clean_ext(format_ext)))
+}
+
 /// Extensions come from our own sniffing table, but keep the layout total anyway.
 fn clean_ext(ext: &str) -> String {
     let ext: String = ext.chars().filter(char::is_ascii_alphanumeric).take(10).collect::<String>().to_ascii_lowercase();

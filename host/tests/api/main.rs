@@ -7,6 +7,7 @@
 mod abuse;
 mod active_content;
 mod author;
+mod auto_formats;
 mod caps;
 mod cli;
 mod crash;
@@ -32,4 +33,5 @@ mod sessions;
 mod storage;
 mod sweep;
 mod typed_params;
+mod webhooks;
 mod workers;
