@@ -6,3 +6,4 @@ pub mod direct;
 pub mod probe;
 pub mod service;
 pub mod sniff;
+pub mod tus;
