@@ -31,5 +31,7 @@ mod registry;
 mod sessions;
 mod storage;
 mod sweep;
+mod tus;
+mod tus_clients;
 mod typed_params;
 mod workers;
