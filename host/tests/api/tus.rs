@@ -1,10 +1,11 @@
 //! Resumable uploads at `/tus/` (TUS 1.0.0: core, creation, creation-with-upload, termination,
 //! expiration), spoken in raw HTTP: capabilities, the protocol's refusals (412, 415, 409, 413,
-//! 404 for another tenant's upload), chunks, a restart between two chunks (a second app on the
+//! 404 for another tenant's upload), chunks, a body cut off (what arrived is kept), a restart between two chunks (a second app on the
 //! same database and store), the File a finished upload becomes (size, sha256, an image's
 //! variants), upload tokens, expiry (410) and the cleanup of expired parts. On both databases and
 //! both stores. The real client (`tuspy`) is `tus_client.rs`.
 
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -146,12 +147,31 @@ async fn chunks_resume_across_a_restart_and_become_a_file(db: DbKind, store: Sto
     assert_eq!(offset_of(&app, &url, &t.key).await, 100_000);
     assert_eq!(app.store().list(&format!("{}tus/{id}/", t.prefix)).await.expect("list").len(), 1, "one part");
 
+    // A connection dropped mid-body: the bytes that arrived are kept, and HEAD says so.
+    let arrived = bytes::Bytes::from(data[100_000..140_000].to_vec());
+    // (The pause lets the client's connection send what it has before it dies.)
+    let died = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Err(std::io::Error::other("the client died"))
+    };
+    let cut = futures_util::stream::once(async { Ok(arrived) }).chain(futures_util::stream::once(died));
+    let dropped = tus(&app, Method::PATCH, &url)
+        .header("x-api-key", &t.key)
+        .header("upload-offset", "100000")
+        .header("content-type", OFFSET_STREAM)
+        .header("content-length", "100000")
+        .body(reqwest::Body::wrap_stream(cut))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the request was cut off: {dropped:?}");
+    assert_eq!(offset_of(&app, &url, &t.key).await, 140_000);
+
     // A restart: another app on the same database and store resumes where the first stopped.
     let (base, _state, stop) = app.sibling(|_| {}).await;
     let moved = url.replace(&app.base, &base);
     let resumed = tus(&app, Method::HEAD, &moved).header("x-api-key", &t.key).send().await.expect("head");
-    assert_eq!(header(&resumed, "upload-offset"), Some("100000"));
-    let second = patch(&app, &moved, &t.key, 100_000, data[100_000..200_000].to_vec()).await;
+    assert_eq!(header(&resumed, "upload-offset"), Some("140000"));
+    let second = patch(&app, &moved, &t.key, 140_000, data[140_000..200_000].to_vec()).await;
     assert_eq!(header(&second, "upload-offset"), Some("200000"));
     let _ = stop.send(());
 
