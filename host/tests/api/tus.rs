@@ -268,6 +268,20 @@ async fn creation_with_upload_termination_and_images(db: DbKind, store: StoreKin
         .expect("create");
     assert_error(wrong, 415, "unsupported_media_type").await;
 
+    // Two PATCHes racing from one offset: one lands, the other is 409, and the File is the winner's.
+    let (a, b) = (pattern(100_000, 21), pattern(100_000, 22));
+    let url = create(&app, &t.key, a.len(), "").await;
+    let (first, second) =
+        tokio::join!(patch(&app, &url, &t.key, 0, a.clone()), patch(&app, &url, &t.key, 0, b.clone()));
+    let (won, lost, winner) = match first.status().as_u16() {
+        204 => (first, second, &a),
+        _ => (second, first, &b),
+    };
+    assert_eq!(won.status(), 204);
+    let won_id = header(&won, "upload-file-id").expect("finished").to_owned();
+    assert_error(lost, 409, "conflict").await;
+    assert_eq!(file(&app, &t.key, &won_id).await["sha256"], json!(sha256_hex(winner)));
+
     // An empty upload is a File at once.
     let empty = tus(&app, Method::POST, "/tus").header("x-api-key", &t.key).header("upload-length", "0");
     let empty = empty.send().await.expect("create");
