@@ -23,6 +23,9 @@ pub enum Error {
     /// The thing does not exist, or the caller may not know it does.
     #[error("{0}")]
     NotFound(String),
+    /// The thing existed and has expired for good (a resumable upload past its expiry).
+    #[error("{0}")]
+    Gone(String),
     /// The request clashes with the current state; `code` is the contract's code for it
     /// (`conflict`, `quota_exceeded`, `variant_not_ready`).
     #[error("{message}")]

@@ -21,6 +21,7 @@ pub mod plugins;
 pub mod projects;
 pub mod refresh_tokens;
 pub mod status;
+pub mod tus_uploads;
 pub mod upload_tokens;
 pub mod users;
 pub mod webhooks;

@@ -55,6 +55,23 @@ pub async fn find(db: &Db, id: Uuid) -> Result<Option<ProjectRow>, sqlx::Error> 
     dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)
 }
 
+/// Live projects whose settings mention `text` as a JSON string (at most `limit`): candidates
+/// for a CORS check that has no project to go by (a `/tus/` creation's preflight carries no
+/// credentials); the caller parses each one's settings to be sure.
+#[tracing::instrument(skip(db))]
+pub async fn mentioning(db: &Db, text: &str, limit: i64) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM projects WHERE deleted_at IS NULL AND CAST(settings AS TEXT) LIKE $1 ORDER BY id LIMIT $2"
+    );
+    // `%` and `_` cannot be escaped the same way in both dialects; a wider match is parsed away.
+    let pattern = format!("%\"{text}\"%");
+    dispatch!(db, |pool| sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql))
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+}
+
 /// One page of the live projects, newest first (only `owner`'s when given), and their number.
 #[tracing::instrument(skip(db))]
 pub async fn page(

@@ -6,4 +6,5 @@ pub mod direct;
 pub mod probe;
 pub mod service;
 pub mod sniff;
+pub mod tus;
 pub mod view;

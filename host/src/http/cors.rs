@@ -1,4 +1,5 @@
-//! CORS for the routes browsers use on a project's behalf (`/blobs/…`, `/v/…`, `/upload/direct/…`): a
+//! CORS for the routes browsers use on a project's behalf (`/blobs/…`, `/v/…`, `/upload/direct/…`,
+//! `/tus/…`): a
 //! page of an origin in the project's `settings.cors_origins` gets its preflight answered and
 //! `Access-Control-Allow-Origin` on the answers; any other origin gets no CORS headers, so its
 //! browser keeps the answer from it. Every other route is left alone (the API is for servers
@@ -13,7 +14,51 @@ use crate::AppState;
 
 /// The paths CORS applies to.
 fn is_delivery(path: &str) -> bool {
-    path.starts_with("/blobs/") || path.starts_with("/v/") || path.starts_with("/upload/direct/")
+    path.starts_with("/blobs/") || path.starts_with("/v/") || path.starts_with("/upload/direct/") || is_tus(path)
+}
+
+fn is_tus(path: &str) -> bool {
+    path == "/tus" || path.starts_with("/tus/")
+}
+
+/// What a preflight allows and which answer headers a page may read.
+struct Policy {
+    methods: &'static str,
+    headers: &'static str,
+    expose: &'static str,
+}
+
+const DELIVERY: Policy = Policy {
+    methods: "GET, HEAD, POST, OPTIONS",
+    headers: "content-type, range, if-none-match",
+    expose: "etag, content-length, content-range, accept-ranges",
+};
+
+/// What tus clients in browsers (tus-js-client, Uppy) send and read.
+const TUS: Policy = Policy {
+    methods: "POST, HEAD, PATCH, DELETE, OPTIONS",
+    headers: "content-type, tus-resumable, upload-length, upload-offset, upload-metadata, upload-defer-length, \
+              upload-concat, upload-token, x-api-key, x-requested-with, x-http-method-override",
+    expose: "location, tus-resumable, tus-version, tus-extension, tus-max-size, upload-offset, upload-length, \
+             upload-metadata, upload-expires, upload-file-id",
+};
+
+/// Whether `origin` may use `path`. A `/tus/` creation has no upload id in its path: its project
+/// comes from the `Upload-Token` header (see [`crate::files::tus::cors_allows`]).
+async fn allows(state: &AppState, path: &str, headers: &HeaderMap, origin: &str) -> crate::error::Result<bool> {
+    if !is_tus(path) {
+        return crate::delivery::cors_allows(state, path, origin).await;
+    }
+    let id = path.trim_start_matches("/tus").trim_matches('/');
+    let upload = match id {
+        "" => None,
+        id => match uuid::Uuid::parse_str(id) {
+            Ok(id) => Some(id),
+            Err(_) => return Ok(false),
+        },
+    };
+    let token = headers.get("upload-token").and_then(|v| v.to_str().ok()).map(str::trim);
+    crate::files::tus::cors_allows(state, upload, token, origin).await
 }
 
 pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -29,7 +74,8 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
         response.headers_mut().append(header::VARY, HeaderValue::from_static("Origin"));
         return response;
     };
-    let allowed = match crate::delivery::cors_allows(&state, &path, &origin).await {
+    let policy = if is_tus(&path) { &TUS } else { &DELIVERY };
+    let allowed = match allows(&state, &path, request.headers(), &origin).await {
         Ok(allowed) => allowed,
         Err(e) => {
             tracing::warn!(error = %e, "CORS: cannot look the project up; no CORS headers");
@@ -47,11 +93,8 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
         );
         if allowed {
             allow(h, &origin);
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, OPTIONS"));
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, range, if-none-match"),
-            );
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(policy.methods));
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(policy.headers));
             h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         }
         return response;
@@ -61,10 +104,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     if allowed {
         allow(h, &origin);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("etag, content-length, content-range, accept-ranges"),
-        );
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(policy.expose));
     }
     response
 }

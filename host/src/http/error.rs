@@ -38,6 +38,7 @@ impl AppError {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gone(_) => StatusCode::GONE,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -72,7 +73,9 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         405 => "method_not_allowed",
         408 => "request_timeout",
         409 => "conflict",
+        410 => "gone",
         411 => "length_required",
+        412 => "precondition_failed",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         416 => "range_not_satisfiable",
@@ -161,6 +164,7 @@ mod tests {
         assert_eq!(code(Error::Unauthorized("x".into())), "unauthorized");
         assert_eq!(code(Error::Forbidden("x".into())), "forbidden");
         assert_eq!(code(Error::not_found("file", 1)), "not_found");
+        assert_eq!(code(Error::Gone("x".into())), "gone");
         assert_eq!(code(Error::conflict("x")), "conflict");
         assert_eq!(code(Error::Conflict { code: "quota_exceeded", message: "x".into() }), "quota_exceeded");
         assert_eq!(code(Error::Stalled("x".into())), "request_timeout");

@@ -35,6 +35,7 @@ pub fn module_of(path: &str) -> &'static str {
         "users" => "Users",
         "projects" => "Projects",
         "upload" | "upload-tokens" => "Upload",
+        "tus" => "Tus",
         "files" => "Files",
         "jobs" => "Jobs",
         "admin" => "Admin",

@@ -22,6 +22,7 @@ pub mod pagination;
 pub mod plugins;
 pub mod projects;
 pub mod server;
+pub mod tus;
 pub mod upload;
 pub mod users;
 pub mod webhooks;
@@ -67,7 +68,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
 )]
 struct ApiDoc;
 
-/// `bearer` (user JWT) and `api_key` (`X-API-Key`, a project key), referenced by the routes.
+/// `bearer` (user JWT), `api_key` (`X-API-Key`, a project key) and `upload_token`
+/// (`Upload-Token`), referenced by the routes.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -79,6 +81,11 @@ impl Modify for SecuritySchemes {
         );
         components
             .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        // `/tus/`: a one-time token from `POST /upload-tokens`, instead of a key.
+        components.add_security_scheme(
+            "upload_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Upload-Token"))),
+        );
     }
 }
 
@@ -90,6 +97,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(projects::router())
         .merge(upload::router())
         .merge(direct::router())
+        .merge(tus::router())
         .merge(files::router())
         .merge(blobs::router())
         .merge(jobs::router())

@@ -2,8 +2,9 @@
 //! rows), remove writes that never finished (filesystem temp files, incomplete S3 multipart
 //! uploads), then compare the store with the database page by page and delete objects no row
 //! names, if they are older than the grace period (an upload writes its blob before its rows: a
-//! young object may be an upload in flight). Scheduled daily by the workers; `mbk-host cleanup`
-//! runs it by hand.
+//! young object may be an upload in flight; the recorded parts of resumable uploads are named
+//! too). Resumable uploads past their expiry lose their parts and rows. Scheduled daily by the
+//! workers; `mbk-host cleanup` runs it by hand.
 
 use std::collections::HashSet;
 
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::Transient;
 use crate::AppState;
-use crate::db::{files, plugin_runs, projects, upload_tokens};
+use crate::db::{files, plugin_runs, projects, tus_uploads, upload_tokens};
 use crate::storage::BlobKey;
 use crate::storage::keys::project_prefix;
 
@@ -41,6 +42,8 @@ pub struct Report {
     pub plugin_runs_purged: u64,
     /// Direct-upload tokens that expired over an hour ago, used or not.
     pub upload_tokens_purged: u64,
+    /// Resumable uploads past their expiry: the unfinished ones' parts deleted, every one's rows.
+    pub tus_uploads_purged: u64,
 }
 
 pub async fn run(state: &AppState) -> Result<Report, Transient> {
@@ -67,6 +70,7 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     report.plugin_runs_purged += plugin_runs::delete_before(&state.db, cutoff).await?;
     report.upload_tokens_purged =
         upload_tokens::purge_expired(&state.db, Utc::now() - chrono::Duration::hours(1)).await?;
+    report.tus_uploads_purged = purge_expired_tus_uploads(state).await?;
 
     let grace = chrono::Duration::from_std(settings.orphan_grace).unwrap_or(chrono::Duration::MAX);
     let young_after = Utc::now() - grace;
@@ -99,7 +103,12 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
                 Some((loaded, keys)) if *loaded == project => keys,
                 _ => {
                     let keys = match project {
-                        Some(id) => files::storage_keys(&state.db, id).await?.into_iter().collect(),
+                        Some(id) => {
+                            let mut keys: HashSet<String> =
+                                files::storage_keys(&state.db, id).await?.into_iter().collect();
+                            keys.extend(tus_uploads::part_keys_of_project(&state.db, id).await?);
+                            keys
+                        }
                         None => HashSet::new(),
                     };
                     &named.insert((project, keys)).1
@@ -114,7 +123,9 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
                 continue;
             }
             // Checked again right before deleting: the rows may have appeared since the listing.
-            if files::key_named(&state.db, &object.key).await? {
+            if files::key_named(&state.db, &object.key).await?
+                || tus_uploads::part_named(&state.db, &object.key).await?
+            {
                 continue;
             }
             let Ok(key) = BlobKey::parse(&object.key) else {
@@ -127,6 +138,27 @@ pub async fn run(state: &AppState) -> Result<Report, Transient> {
     }
     tracing::info!(?report, "cleanup finished");
     Ok(report)
+}
+
+/// Deletes the parts, then the rows, of resumable uploads past their expiry (a finished one has
+/// no parts left: its row goes); how many went.
+async fn purge_expired_tus_uploads(state: &AppState) -> Result<u64, Transient> {
+    const BATCH: i64 = 100;
+    let mut purged = 0;
+    loop {
+        let expired = tus_uploads::expired(&state.db, Utc::now(), BATCH).await?;
+        let batch = expired.len() as i64;
+        for upload in expired {
+            for part in tus_uploads::parts(&state.db, upload.id).await? {
+                state.store.delete(&BlobKey::parse(&part.storage_key)?).await?;
+            }
+            tus_uploads::delete(&state.db, upload.id).await?;
+            purged += 1;
+        }
+        if batch < BATCH {
+            return Ok(purged);
+        }
+    }
 }
 
 /// Whether a key is of our layout: `{slug}-{uuid}/…` or `plugins/…`.

@@ -32,6 +32,8 @@ mod registry;
 mod sessions;
 mod storage;
 mod sweep;
+mod tus;
+mod tus_clients;
 mod typed_params;
 mod webhooks;
 mod workers;
