@@ -219,9 +219,8 @@ async fn superuser(config: Config, username: &str, password_stdin: bool) -> anyh
         std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
-        let first =
-            rpassword::prompt_password(format!("Password for {username}: ")).context("cannot read the password")?;
-        let second = rpassword::prompt_password("Repeat it: ").context("cannot read the password")?;
+        let first = prompt_hidden(&format!("Password for {username}: ")).context("cannot read the password")?;
+        let second = prompt_hidden("Repeat it: ").context("cannot read the password")?;
         anyhow::ensure!(first == second, "the passwords differ; nothing was created");
         first
     };
@@ -309,4 +308,36 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     tracing::info!(database = db.backend(), "migrations applied");
     db.close().await;
     Ok(())
+}
+
+/// Asks for a password on the terminal, echo off. On Unix echo goes off before the prompt is
+/// shown: rpassword shows the prompt first, so keys typed the moment it appears could echo.
+#[cfg(unix)]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::{BufRead, Write};
+
+    let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty")?;
+    let saved = tcgetattr(&tty)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    // The Enter that ends the line still shows, so the next prompt starts on a line of its own.
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    tcsetattr(&tty, OptionalActions::Now, &quiet)?;
+    let read = (|| {
+        let mut out = &tty;
+        out.write_all(prompt.as_bytes())?;
+        out.flush()?;
+        let mut line = String::new();
+        std::io::BufReader::new(&tty).read_line(&mut line)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    })();
+    // Echo comes back whatever happened to the read.
+    tcsetattr(&tty, OptionalActions::Now, &saved)?;
+    read
+}
+
+#[cfg(not(unix))]
+fn prompt_hidden(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
 }
