@@ -81,6 +81,12 @@ impl JobSettings {
         usize::try_from(attempts - 1).ok().and_then(|n| self.webhook_retry_after.get(n)).copied()
     }
 
+    /// The attempts after which a job taken back from a silent worker fails: any job's, and a
+    /// webhook delivery's (its schedule's).
+    pub fn reclaim_limits(&self) -> (i32, i32) {
+        (self.max_attempts, self.webhook_retry_after.len() as i32 + 1)
+    }
+
     /// The wait before attempt `attempts + 1`.
     pub fn backoff(&self, attempts: i32) -> Duration {
         let exp = attempts.clamp(1, 20) as u32 - 1;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use super::siblings::{Sibling, Siblings};
 use super::status::{FileStatus, VariantStatus};
 use super::{Arg, Db, Tx};
 use crate::{dispatch, dispatch_tx};
@@ -49,30 +50,6 @@ pub struct VariantRow {
     pub spec_hash: Option<String>,
     /// A `format: "auto"` variant's siblings (migration 0011), as JSON: see [`Siblings`].
     pub formats: Option<String>,
-}
-
-/// The siblings of a `format: "auto"` variant by format name (`avif`, `webp`, `jpeg` or
-/// `png`): where each is stored and its size.
-pub type Siblings = std::collections::BTreeMap<String, Sibling>;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Sibling {
-    pub key: String,
-    pub size: i64,
-}
-
-impl VariantRow {
-    /// Its siblings (none for a variant of one format, or one not rendered yet).
-    pub fn siblings(&self) -> Siblings {
-        self.formats.as_deref().and_then(|json| serde_json::from_str(json).ok()).unwrap_or_default()
-    }
-
-    /// Every key its blobs are stored under: its own, and its siblings'.
-    pub fn blob_keys(&self) -> Vec<String> {
-        let mut keys = vec![self.storage_key.clone()];
-        keys.extend(self.siblings().into_values().map(|s| s.key).filter(|k| *k != self.storage_key));
-        keys
-    }
 }
 
 /// What a render stored for a variant: its own blob (for `auto`, the JPEG or PNG) and, for
@@ -339,8 +316,7 @@ pub async fn storage_keys(db: &Db, project_id: Uuid) -> Result<Vec<String>, sqlx
     })?;
     let mut keys = Vec::with_capacity(rows.len());
     for (key, formats) in rows {
-        let siblings: Siblings = formats.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default();
-        keys.extend(siblings.into_values().map(|s| s.key));
+        keys.extend(super::siblings::parse(formats.as_deref()).into_values().map(|s| s.key));
         keys.push(key);
     }
     Ok(keys)

@@ -192,28 +192,45 @@ pub const GAVE_UP_SILENT: &str = "gave up: the worker running this job stopped a
 /// dies half-way leaves no failed job over a file still `processing`. Returns how many were
 /// touched.
 #[tracing::instrument(skip(db))]
-pub async fn reclaim_stale(db: &Db, stale_ms: i64, max_attempts: i32) -> Result<u64, sqlx::Error> {
+pub async fn reclaim_stale(
+    db: &Db,
+    stale_ms: i64,
+    (max_attempts, webhook_attempts): (i32, i32),
+) -> Result<u64, sqlx::Error> {
     let now = db_now(db.kind());
+    // A webhook delivery keeps its own, longer schedule.
+    let limit = format!("(CASE WHEN kind = '{}' THEN $5 ELSE $3 END)", kinds::DELIVER_WEBHOOK);
     let sql = format!(
         "UPDATE jobs SET
-             status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'pending' END,
-             error = CASE WHEN attempts >= $3 THEN $4
+             status = CASE WHEN attempts >= {limit} THEN 'failed' ELSE 'pending' END,
+             error = CASE WHEN attempts >= {limit} THEN $4
                  ELSE 'the worker running this job stopped answering; taken back' END,
              locked_by = NULL, heartbeat = NULL, run_after = {now}, updated_at = $1
          WHERE status = 'processing' AND (heartbeat IS NULL OR heartbeat < {now} - $2)
-         RETURNING status, kind, file_id"
+         RETURNING status, kind, file_id, id"
     );
     let stamp = Utc::now();
     dispatch!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let touched: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let touched: Vec<(String, String, Option<Uuid>, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(stamp)
             .bind(stale_ms)
             .bind(max_attempts)
             .bind(GAVE_UP_SILENT)
+            .bind(webhook_attempts)
             .fetch_all(&mut *tx)
             .await?;
-        for (_, _, file) in touched.iter().filter(|(status, kind, _)| status == "failed" && renders_file(kind)) {
+        for (_, _, _, job) in
+            touched.iter().filter(|(status, kind, ..)| status == "failed" && kind == kinds::DELIVER_WEBHOOK)
+        {
+            sqlx::query(super::webhooks::FAIL_BY_JOB)
+                .bind(GAVE_UP_SILENT)
+                .bind(stamp)
+                .bind(job)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (_, _, file, _) in touched.iter().filter(|(status, kind, ..)| status == "failed" && renders_file(kind)) {
             let Some(file) = file else { continue };
             sqlx::query(super::files::GIVE_UP_VARIANTS)
                 .bind(GAVE_UP_SILENT)

@@ -20,6 +20,7 @@ pub mod plugin_runs;
 pub mod plugins;
 pub mod projects;
 pub mod refresh_tokens;
+pub mod siblings;
 pub mod status;
 pub mod tus_uploads;
 pub mod upload_tokens;

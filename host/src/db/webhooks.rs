@@ -170,6 +170,19 @@ pub async fn outgoing(db: &Db, job_id: Uuid) -> Result<Option<Outgoing>, sqlx::E
     })
 }
 
+/// A delivery whose job failed without its own last word (taken back after every attempt, timed
+/// out, the database away on its last attempt): `failed`, not `pending` for ever. Binds: reason,
+/// now, job id.
+pub(crate) const FAIL_BY_JOB: &str = "UPDATE webhook_deliveries SET status = 'failed', error = $1, updated_at = $2 WHERE job_id = $3 AND status = 'pending'";
+
+/// [`FAIL_BY_JOB`] on its own.
+#[tracing::instrument(skip(db))]
+pub async fn fail_by_job(db: &Db, job_id: Uuid, why: &str) -> Result<(), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query(FAIL_BY_JOB).bind(super::clip(why)).bind(Utc::now()).bind(job_id).execute(pool).await.map(|_| ())
+    })
+}
+
 /// Records one attempt of delivery `id`: its status after it, the receiver's code, the reason.
 #[tracing::instrument(skip(db))]
 pub async fn record_attempt(

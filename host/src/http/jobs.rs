@@ -31,7 +31,8 @@ pub struct JobView {
     pub project_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_id: Option<Uuid>,
-    /// `process_image`, `sync_project_variants`, `sync_file_variants` or `cleanup`.
+    /// `process_image`, `sync_project_variants`, `sync_file_variants`, `cleanup` or
+    /// `deliver_webhook`.
     #[schema(example = "process_image")]
     pub kind: String,
     /// `pending`, `processing`, `completed` or `failed`.

@@ -156,6 +156,10 @@ async fn record(state: &AppState, claimed: &Claimed, result: Result<Verdict, Tra
             if held && let Some(file) = job.file_id.filter(|_| jobs::renders_file(&job.kind)) {
                 crate::db::files::give_up(db, file, &why).await?;
             }
+            // Nor `pending`: a delivery whose job gave up has failed.
+            if held && job.kind == jobs::kinds::DELIVER_WEBHOOK {
+                crate::db::webhooks::fail_by_job(db, job.id, &why).await?;
+            }
             (held, Ran::Failed(why))
         }
         Err(transient) => {

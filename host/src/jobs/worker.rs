@@ -154,7 +154,7 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms, settings.max_attempts).await {
+            _ = reclaim.tick() => match jobs::reclaim_stale(db, stale_ms, settings.reclaim_limits()).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!("Jobs | reclaim | {n} job(s) of a silent worker taken back | res=pending");

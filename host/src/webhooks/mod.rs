@@ -66,7 +66,9 @@ pub async fn create(
 ) -> Result<(WebhookRow, String)> {
     service::get(state, user, project_id).await?;
     let parsed = target::parse(url).map_err(|why| Error::validation("url", why))?;
-    target::resolve(&parsed, state.config.webhook_allow_private).await.map_err(|why| Error::validation("url", why))?;
+    target::resolve(&parsed, state.config.webhook_allow_private)
+        .await
+        .map_err(|why| Error::validation("url", why.to_string()))?;
     if events.is_empty() {
         return Err(Error::validation("events", "must name at least one event"));
     }

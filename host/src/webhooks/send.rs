@@ -1,6 +1,7 @@
 //! One attempt of one delivery (the `deliver_webhook` job): sign the stored body afresh (a new
 //! `webhook-timestamp` per attempt, the same `webhook-id` and bytes), POST it to the address
-//! that was checked ([`super::target`]), follow at most 3 redirects, each checked again.
+//! that was checked ([`super::target`]), follow at most 3 redirects (307 and 308 only, which
+//! keep the POST), each checked again.
 //!
 //! A 2xx answer is delivered. Any other answer, a timeout or a refused connection is retried on
 //! the day-long schedule (`JobSettings::webhook_retry_after`) and fails after its last attempt.
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header};
 
-use super::{signature, target};
+use super::signature;
+use super::target::{self, Unreachable};
 use crate::AppState;
 use crate::db::webhooks::{self, Outgoing};
 use crate::jobs::{Transient, Verdict};
@@ -67,7 +69,9 @@ async fn attempt(state: &AppState, outgoing: &Outgoing) -> Attempt {
     for _ in 0..=MAX_REDIRECTS {
         let address = match target::resolve(&url, allow_private).await {
             Ok(address) => address,
-            Err(why) => return Attempt::Refused(why),
+            Err(Unreachable::NotAllowed(why)) => return Attempt::Refused(why),
+            // A name that does not resolve now may tomorrow (DNS being fixed, a resolver down).
+            Err(Unreachable::NoAddress(why)) => return Attempt::Failed { status: None, why },
         };
         let Some(host) = url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned()) else {
             return Attempt::Refused("the URL names no host".into());
@@ -98,13 +102,22 @@ async fn attempt(state: &AppState, outgoing: &Outgoing) -> Attempt {
             Err(e) if e.is_timeout() => {
                 return Attempt::Failed { status: None, why: format!("no answer within {ATTEMPT_TIMEOUT:?}") };
             }
-            Err(e) => return Attempt::Failed { status: None, why: format!("cannot reach the receiver: {e}") },
+            // Without the URL: its query may hold the receiver's own secret, and this text is
+            // shown in the job and the delivery.
+            Err(e) => {
+                return Attempt::Failed {
+                    status: None,
+                    why: format!("cannot reach the receiver: {}", e.without_url()),
+                };
+            }
         };
         let status = response.status();
         if status.is_success() {
             return Attempt::Delivered(status);
         }
-        if !status.is_redirection() {
+        // Only 307 and 308 promise the same POST elsewhere; the others would have a client turn
+        // it into a GET, and a signed event is not for whatever a 302 points at.
+        if status != StatusCode::TEMPORARY_REDIRECT && status != StatusCode::PERMANENT_REDIRECT {
             return Attempt::Failed { status: Some(status), why: format!("the receiver answered {status}") };
         }
         let next = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok()).map(|l| url.join(l));

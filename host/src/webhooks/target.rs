@@ -27,25 +27,46 @@ pub fn parse(raw: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// The address to send to for `url`: its host resolved, every address allowed. The error says
-/// why not (it is the tenant's own URL: the reason is theirs to read).
-pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, String> {
-    let host = url.host_str().ok_or("the URL names no host")?;
-    let port = url.port_or_known_default().ok_or("the URL names no port")?;
+/// Why a URL's host gives no address to send to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreachable {
+    /// It resolves to an address a webhook may not reach: refused, now and later. The address
+    /// is not named: a tenant must not map the host's internal network through our errors.
+    NotAllowed(String),
+    /// It does not resolve (now): a later attempt may do better.
+    NoAddress(String),
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreachable::NotAllowed(why) | Unreachable::NoAddress(why) => f.write_str(why),
+        }
+    }
+}
+
+/// How long a name may take to resolve.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The address to send to for `url`: its host resolved, every address allowed.
+pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, Unreachable> {
+    let no_address = |why: &str| Unreachable::NoAddress(why.to_owned());
+    let host = url.host_str().ok_or_else(|| no_address("the URL names no host"))?;
+    let port = url.port_or_known_default().ok_or_else(|| no_address("the URL names no port"))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let unresolved = || Unreachable::NoAddress(format!("the host {host:?} does not resolve"));
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|_| format!("the host {host:?} does not resolve"))?
-            .collect(),
+        Err(_) => match tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((bare, port))).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            Ok(Err(_)) | Err(_) => return Err(unresolved()),
+        },
     };
-    let first = *addrs.first().ok_or_else(|| format!("the host {host:?} does not resolve"))?;
-    if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
-        return Err(format!(
-            "{host} resolves to {}, a private, loopback or link-local address (WEBHOOK_ALLOW_PRIVATE is off)",
-            bad.ip()
-        ));
+    let first = *addrs.first().ok_or_else(unresolved)?;
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(Unreachable::NotAllowed(format!(
+            "{host} is, or resolves to, a private, loopback or link-local address (WEBHOOK_ALLOW_PRIVATE is off)"
+        )));
     }
     Ok(first)
 }
@@ -86,7 +107,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if s[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
         return is_public_v4(embedded_v4(s[6], s[7])); // IPv4-compatible
     }
-    if s[0] == 0x64 && s[1] == 0xff9b {
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return is_public_v4(embedded_v4(s[6], s[7])); // NAT64
     }
     if s[0] == 0x2002 {
@@ -97,6 +118,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00 // unique local
         || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside some networks)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo: an IPv4 address behind it
         || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
 }
 
@@ -126,6 +150,9 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
+            "fec0::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "2002:7f00:1::",
         ] {
             assert!(!is_public(inner.parse().expect("an IP")), "{inner}");
@@ -149,5 +176,12 @@ mod tests {
         }
         let url = parse("http://127.0.0.1:9/x").expect("a URL");
         assert_eq!(resolve(&url, true).await, Ok("127.0.0.1:9".parse().expect("an address")));
+        let refused = resolve(&parse("http://localhost:9/").expect("a URL"), false).await;
+        assert!(
+            matches!(&refused, Err(Unreachable::NotAllowed(why)) if !why.contains("127.0.0.1") && !why.contains("::1")),
+            "refused without naming what the name resolves to: {refused:?}"
+        );
+        let nowhere = resolve(&parse("http://no-such-host.invalid/").expect("a URL"), false).await;
+        assert!(matches!(nowhere, Err(Unreachable::NoAddress(_))), "{nowhere:?}: worth another attempt");
     }
 }

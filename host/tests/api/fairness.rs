@@ -129,7 +129,7 @@ async fn a_sync_taken_back_waits_beside_a_new_one(db: DbKind) {
     let running = jobs::claim(&app.state.db, "doomed:1:w/0").await.expect("claim").expect("a job");
     assert_eq!(app.post_json(&path, Some(&t.token), &json!({})).await.status(), 202, "a new one waits");
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    assert_eq!(jobs::reclaim_stale(&app.state.db, 0, 5).await.expect("the reclaim does not fail"), 1);
+    assert_eq!(jobs::reclaim_stale(&app.state.db, 0, (5, 8)).await.expect("the reclaim does not fail"), 1);
     let pending: Value = app.get_with_key("/jobs?status=pending", &t.key).await.json().await.expect("json");
     assert_eq!(pending["total"], 2, "{pending}");
     // And a retry of a sync that ran, beside a new one.

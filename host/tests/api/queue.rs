@@ -132,7 +132,7 @@ async fn a_job_that_kills_its_worker_every_time_fails_after_max_attempts(db: DbK
             jobs::claim(&app.state.db, &format!("doomed:{attempt}:w/0")).await.expect("claim").expect("the job");
         assert_eq!(claimed.attempts, attempt);
         tokio::time::sleep(Duration::from_millis(5)).await; // its heartbeat is now in the past
-        assert_eq!(jobs::reclaim_stale(&app.state.db, 0, max).await.expect("reclaim"), 1);
+        assert_eq!(jobs::reclaim_stale(&app.state.db, 0, (max, max)).await.expect("reclaim"), 1);
         let j = job(&app, &t.key, &uploaded["job_id"]).await;
         let expected = if attempt < max { "pending" } else { "failed" };
         assert_eq!(j["status"], expected, "after attempt {attempt}: {j}");

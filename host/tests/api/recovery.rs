@@ -34,7 +34,7 @@ async fn a_job_the_stale_reclaim_gives_up_on_settles_its_file_and_variants(db: D
     for attempt in 1..=max {
         jobs::claim(&app.state.db, &format!("doomed:{attempt}:w/0")).await.expect("claim").expect("the job");
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(jobs::reclaim_stale(&app.state.db, 0, max).await.expect("reclaim"), 1);
+        assert_eq!(jobs::reclaim_stale(&app.state.db, 0, (max, max)).await.expect("reclaim"), 1);
     }
     let j = job(&app, &t.key, &uploaded["job_id"]).await;
     assert_eq!((&j["status"], &j["attempts"]), (&json!("failed"), &json!(max)), "{j}");

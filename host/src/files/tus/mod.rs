@@ -180,6 +180,12 @@ pub async fn status(state: &AppState, credential: &Credential, id: Uuid) -> Resu
     let _turn = in_flight::wait_turn(id, std::time::Duration::from_secs(5)).await;
     let row = authorised(state, credential, id).await?;
     check_not_expired(&row, Utc::now())?;
+    // Every byte is here but no File yet: the completion failed (the store or the database did
+    // not answer) or its process died. Clients take `Upload-Offset == Upload-Length` as done and
+    // never send the empty PATCH that would retry it, so HEAD finishes it (or says why not).
+    if row.file_id.is_none() && row.length > 0 && row.upload_offset == row.length {
+        return complete(state, row).await;
+    }
     Ok(row)
 }
 
