@@ -96,6 +96,22 @@ pub async fn parts(db: &Db, upload_id: Uuid) -> Result<Vec<PartRow>, sqlx::Error
 /// Records `part` (stored from `expected` on) and moves the offset to its end, when the upload
 /// is still unfinished at `expected`; whether it did (`false`: another PATCH got there first, the
 /// upload finished or is gone, and nothing was written).
+/// The bytes and the number of a project's uploads that are unfinished and unexpired: what they
+/// will add when they finish, counted against the quotas before one more is begun.
+#[tracing::instrument(skip(db))]
+pub async fn unfinished(db: &Db, project_id: Uuid) -> Result<(i64, i64), sqlx::Error> {
+    dispatch!(db, |pool| {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT), COUNT(*) FROM tus_uploads
+             WHERE project_id = $1 AND file_id IS NULL AND expires_at > $2",
+        )
+        .bind(project_id)
+        .bind(Utc::now())
+        .fetch_one(pool)
+        .await
+    })
+}
+
 #[tracing::instrument(skip(db, part))]
 pub async fn record_part(db: &Db, upload_id: Uuid, expected: i64, part: &PartRow) -> Result<bool, sqlx::Error> {
     let now = Utc::now();

@@ -34,6 +34,7 @@ mod storage;
 mod sweep;
 mod tus;
 mod tus_clients;
+mod tus_quotas;
 mod typed_params;
 mod webhooks;
 mod workers;

@@ -111,17 +111,25 @@ pub async fn create(state: &AppState, credential: &Credential, creation: Creatio
             creation.length
         )));
     }
-    let (used_bytes, used_files) = crate::db::files::usage(&state.db, project_id).await?;
+    // Unfinished uploads count as the files they will be: many begun at once cannot together
+    // pass a quota that each alone respects (the File's own check runs again at the end).
+    let (stored_bytes, stored_files) = crate::db::files::usage(&state.db, project_id).await?;
+    let (pending_bytes, pending_files) = tus_uploads::unfinished(&state.db, project_id).await?;
+    let (used_bytes, used_files) = (stored_bytes + pending_bytes, stored_files + pending_files);
     if let Some(max) = quotas.max_total_bytes
         && used_bytes + creation.length > max
     {
-        let message = format!("{} more bytes would pass the project's limit of {max} bytes", creation.length);
+        let message = format!(
+            "{} more bytes would pass the project's limit of {max} bytes ({pending_bytes} of them in unfinished uploads)",
+            creation.length
+        );
         return Err(Error::Conflict { code: "quota_exceeded", message });
     }
     if let Some(max) = quotas.max_files
         && used_files >= max
     {
-        let message = format!("the project holds {used_files} of at most {max} files");
+        let message =
+            format!("the project holds {stored_files} files and {pending_files} unfinished uploads, of at most {max}");
         return Err(Error::Conflict { code: "quota_exceeded", message });
     }
     let content_types = match &wanted.content_types {
