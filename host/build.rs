@@ -88,7 +88,16 @@ fn ensure_target() -> Result<(), String> {
 /// Runs the inner cargo for `packages`; the folder holding the built `.wasm` files.
 fn build(workspace: &Path, out_dir: &Path, packages: &[&str]) -> Result<PathBuf, String> {
     ensure_target()?;
-    let target_dir = target_root(out_dir).join("wasm-plugins");
+    // One inner target dir per checkout: clones sharing the outer target dir (CI's fresh clone
+    // beside a working copy) would otherwise take each other's `.wasm` for their own, as cargo
+    // copies an artifact to `plugin/` only when it builds it.
+    let checkout = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        workspace.hash(&mut hasher);
+        hasher.finish()
+    };
+    let target_dir = target_root(out_dir).join(format!("wasm-plugins-{checkout:016x}"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod direct;
+mod heif_header;
 pub mod probe;
 pub mod service;
 pub mod sniff;

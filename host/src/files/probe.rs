@@ -2,7 +2,7 @@
 //! orientation of JPEGs (parsed by the standard plugin's own reader), so that the reported
 //! `width`/`height` are the upright size.
 
-use super::sniff::{JPEG, Sniffed};
+use super::sniff::{HEIC, HEIF, JPEG, Sniffed};
 
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub fn probe(kind: Sniffed, head: &[u8], complete: bool) -> Probe {
     }
     let orientation = if kind == JPEG { mbk_standard::exif::jpeg_orientation(head).unwrap_or(1) } else { 1 };
     let (width, height) = if (5..=8).contains(&orientation) { (height, width) } else { (width, height) };
+    // A HEIF's primary picture, not its largest (see `heif_header`).
+    let heif = if kind == HEIC || kind == HEIF { super::heif_header::displayed_size(head) } else { None };
+    let (width, height) = heif.unwrap_or((width, height));
     Probe::Done(ImageInfo { width, height, orientation })
 }
 

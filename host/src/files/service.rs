@@ -168,7 +168,7 @@ pub async fn upload(
         Kind::Image => {
             if !sniffed.is_image {
                 return Err(Error::UnsupportedMediaType(format!(
-                    "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF)",
+                    "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC)",
                     sniffed.mime
                 )));
             }

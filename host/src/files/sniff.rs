@@ -21,6 +21,9 @@ pub const GIF: Sniffed = t("image/gif", "gif", true);
 pub const WEBP: Sniffed = t("image/webp", "webp", true);
 pub const AVIF: Sniffed = t("image/avif", "avif", true);
 pub const TIFF: Sniffed = t("image/tiff", "tiff", true);
+/// HEVC in HEIF (phones' photos), decoded only in the sandbox (the standard plugin's wasm build).
+pub const HEIC: Sniffed = t("image/heic", "heic", true);
+pub const HEIF: Sniffed = t("image/heif", "heif", true);
 pub const OCTET: Sniffed = t("application/octet-stream", "bin", false);
 
 /// How many leading bytes [`sniff`] looks at.
@@ -48,8 +51,12 @@ pub fn sniff(head: &[u8]) -> Sniffed {
         if brands.iter().any(|b| b == b"avif" || b == b"avis") {
             return AVIF;
         }
-        if brands.iter().any(|b| b == b"heic" || b == b"heix" || b == b"mif1") {
-            return t("image/heic", "heic", false);
+        // HEVC brands, then the generic image brands (an AVIF says so above).
+        if brands.iter().any(|b| [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"].contains(&b)) {
+            return HEIC;
+        }
+        if brands.iter().any(|b| b == b"mif1" || b == b"msf1") {
+            return HEIF;
         }
         if brands.iter().any(|b| b == b"qt  ") {
             return t("video/quicktime", "mov", false);
@@ -125,6 +132,7 @@ pub fn mime_for_key(key: &str) -> &'static str {
         Some("avif") => "image/avif",
         Some("tiff") => "image/tiff",
         Some("heic") => "image/heic",
+        Some("heif") => "image/heif",
         Some("bmp") => "image/bmp",
         Some("pdf") => "application/pdf",
         Some("zip") => "application/zip",
@@ -155,6 +163,10 @@ mod tests {
         assert_eq!(sniff(b"II*\0\x08\0\0\0"), TIFF);
         assert_eq!(sniff(b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf"), AVIF);
         assert_eq!(sniff(b"\0\0\0\x1cftypmif1\0\0\0\0mif1avifmiaf"), AVIF, "avif as a compatible brand");
+        assert_eq!(sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"), HEIC, "an iPhone photo");
+        assert_eq!(sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic"), HEIC);
+        assert_eq!(sniff(b"\0\0\0\x14ftypmif1\0\0\0\0mif1"), HEIF);
+        assert_eq!(sniff(b"\0\0\0\x14ftypisom\0\0\0\0isom").mime, "video/mp4");
     }
 
     #[test]

@@ -196,7 +196,7 @@ async fn upload_file(
     receive(state, key.project_id, Wanted::kind(Kind::File), &headers, multipart).await
 }
 
-/// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF). Its variants are rendered in the
+/// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC/HEIF). Its variants are rendered in the
 /// background; the answer lists each with its future URL and `status: pending`.
 #[utoipa::path(
     post, path = "/upload/image", tag = "upload", security(("api_key" = [])),

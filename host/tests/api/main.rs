@@ -16,6 +16,7 @@ mod direct_uploads;
 mod fairness;
 mod files;
 mod front_door;
+mod heic;
 mod helpers;
 mod http;
 mod identity;

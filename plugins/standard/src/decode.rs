@@ -32,26 +32,46 @@ pub type ScaleNeed<'a> = &'a dyn Fn(u32, u32) -> Option<f64>;
 /// full-resolution image (plans are made against it, so the variants' sizes do not depend on the
 /// decode scale).
 pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Decoded, (u32, u32)), RenderError> {
-    let format = image::guess_format(input)
-        .map_err(|_| RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF, TIFF or AVIF image".into()))?;
+    // `image` knows no HEIF: told apart by its brands first.
+    let format = if crate::heic::is_heif(input) {
+        None
+    } else {
+        Some(image::guess_format(input).map_err(|_| {
+            RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC image".into())
+        })?)
+    };
     let ((image, icc), full) = match format {
-        ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
-        ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
-            at_full_size(decode_other(input, format, max_pixels)?)
-        }
-        #[cfg(target_arch = "wasm32")]
-        ImageFormat::Avif => at_full_size(crate::avif::decode_avif(input, max_pixels)?),
-        // rav1d meets some malformed streams with a panic, and a panic through its `extern "C"`
-        // API aborts the process: only inside the sandbox is that a mere trap.
-        #[cfg(not(target_arch = "wasm32"))]
-        ImageFormat::Avif => {
+        #[cfg(all(target_arch = "wasm32", feature = "heic"))]
+        None => at_full_size(crate::heic::decode_heic(input, max_pixels)?),
+        // HEVC is decoded only in the sandbox, and only in builds with the `heic` feature.
+        #[cfg(not(all(target_arch = "wasm32", feature = "heic")))]
+        None => {
             return Err(RenderError::UnsupportedInput(
-                "AVIF images are decoded only inside the WebAssembly sandbox (the wasm engine)".into(),
+                "HEIC images are decoded only inside the WebAssembly sandbox, in builds with HEIC".into(),
             ));
         }
-        other => {
-            return Err(RenderError::UnsupportedInput(format!("{other:?} images are not decoded by {}", crate::NAME)));
-        }
+        Some(format) => match format {
+            ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
+            ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
+                at_full_size(decode_other(input, format, max_pixels)?)
+            }
+            #[cfg(target_arch = "wasm32")]
+            ImageFormat::Avif => at_full_size(crate::avif::decode_avif(input, max_pixels)?),
+            // rav1d meets some malformed streams with a panic, and a panic through its `extern "C"`
+            // API aborts the process: only inside the sandbox is that a mere trap.
+            #[cfg(not(target_arch = "wasm32"))]
+            ImageFormat::Avif => {
+                return Err(RenderError::UnsupportedInput(
+                    "AVIF images are decoded only inside the WebAssembly sandbox (the wasm engine)".into(),
+                ));
+            }
+            other => {
+                return Err(RenderError::UnsupportedInput(format!(
+                    "{other:?} images are not decoded by {}",
+                    crate::NAME
+                )));
+            }
+        },
     };
     let mut decoded = into_decoded(image);
     if let Some(icc) = icc {

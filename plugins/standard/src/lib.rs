@@ -16,6 +16,7 @@ pub mod decode;
 pub mod encode;
 pub mod exif;
 pub mod geometry;
+mod heic;
 #[cfg(not(target_arch = "wasm32"))]
 mod libwebp;
 pub mod params;
