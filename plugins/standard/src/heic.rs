@@ -13,10 +13,10 @@ use image::{DynamicImage, RgbaImage};
 #[cfg(all(target_arch = "wasm32", feature = "heic"))]
 pub fn decode_heic(input: &[u8], max_pixels: u64) -> Result<(DynamicImage, Option<Vec<u8>>), RenderError> {
     let options = heifer::Options { max_threads: 1, max_pixels: max_pixels.max(1) };
-    let image = heifer::decode_rgba8(input, &options).map_err(|e| match e {
-        e if e.to_string().contains("pixels") => RenderError::TooLarge(format!("the HEIF image: {e}")),
-        e => RenderError::UnsupportedInput(format!("cannot decode the HEIF image: {e}")),
-    })?;
+    // heifer refuses an image over `max_pixels` as an invalid file like any other (it has no error
+    // of its own for it); the host refused such uploads at their header already.
+    let image = heifer::decode_rgba8(input, &options)
+        .map_err(|e| RenderError::UnsupportedInput(format!("cannot decode the HEIF image: {e}")))?;
     let icc = heifer::read_metadata(input).ok().and_then(|m| m.icc_profile);
     let (width, height, has_alpha) = (image.width, image.height, image.has_alpha);
     let rgba = RgbaImage::from_raw(width, height, image.data)
