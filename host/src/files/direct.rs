@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::service::{Kind, Wanted};
+use super::service::Wanted;
 use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::auth::tokens::{hash_secret as hash, new_secret};
@@ -116,16 +116,7 @@ pub async fn redeem(state: &AppState, token: &str) -> Result<(Uuid, Wanted)> {
         return Err(refused());
     }
     let row = upload_tokens::redeem(&state.db, &hash(token)).await?.ok_or_else(refused)?;
-    let kind = match row.kind.as_str() {
-        "file" => Some(Kind::File),
-        "image" => Some(Kind::Image),
-        _ => None,
-    };
-    let content_types = match row.content_types.as_deref() {
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| Error::Internal(e.into()))?),
-        None => None,
-    };
-    Ok((row.project_id, Wanted { kind, max_bytes: Some(row.max_bytes.max(0) as u64), content_types }))
+    Ok((row.project_id, Wanted::stored(&row.kind, Some(row.max_bytes), row.content_types.as_deref())?))
 }
 
 #[cfg(test)]

@@ -61,6 +61,21 @@ impl Wanted {
     pub fn kind(kind: Kind) -> Wanted {
         Wanted { kind: Some(kind), ..Wanted::default() }
     }
+
+    /// What a stored upload token (or the TUS upload it made) takes: its `kind` (`file`,
+    /// `image`, or `any`), `max_bytes`, and `content_types` as their JSON list.
+    pub fn stored(kind: &str, max_bytes: Option<i64>, content_types: Option<&str>) -> Result<Wanted> {
+        let kind = match kind {
+            "file" => Some(Kind::File),
+            "image" => Some(Kind::Image),
+            _ => None,
+        };
+        let content_types = match content_types {
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| Error::Internal(e.into()))?),
+            None => None,
+        };
+        Ok(Wanted { kind, max_bytes: max_bytes.map(|n| n.max(0) as u64), content_types })
+    }
 }
 
 /// A file with its variants, as stored.

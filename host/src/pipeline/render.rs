@@ -103,7 +103,7 @@ pub async fn render_with_outdated(
             Some(s) => groups.entry(s.plugin.clone()).or_default().push((variant, s)),
             None => {
                 let why = format!("{}: the project's settings no longer name this variant", variant.name);
-                fail_unless_ready(state, &variant, &why).await?;
+                fail_unless_ready(state, project, &variant, &why).await?;
                 tally.failed(1, why);
             }
         }
@@ -127,7 +127,7 @@ pub async fn render_with_outdated(
                 let why = "the original is missing from the store".to_owned();
                 let work: Vec<&VariantRow> = groups.values().flatten().map(|(v, _)| v).collect();
                 for variant in &work {
-                    fail_unless_ready(state, variant, &why).await?;
+                    fail_unless_ready(state, project, variant, &why).await?;
                 }
                 tally.failed(work.len(), why);
             }
@@ -194,7 +194,7 @@ async fn render_group(
         Err(busy) if busy.is_transient() => return Err(Retry::Busy(busy.to_string())),
         Err(whole) => {
             for planned in work {
-                fail_unless_ready(state, &planned.variant, &whole.to_string()).await?;
+                fail_unless_ready(state, project, &planned.variant, &whole.to_string()).await?;
             }
             let names: Vec<&str> = work.iter().map(|w| w.variant.name.as_str()).collect();
             tally.failed(work.len(), format!("{}: {whole}", names.join(", ")));
@@ -226,7 +226,7 @@ async fn render_group(
                 webhooks::variant_event(state, project, file, &variant.name, Event::VariantReady).await;
             }
             Err(e) => {
-                fail_unless_ready(state, variant, &e.to_string()).await?;
+                fail_unless_ready(state, project, variant, &e.to_string()).await?;
                 tally.failed(1, format!("{}: {e}", variant.name));
             }
         }
@@ -236,15 +236,18 @@ async fn render_group(
 
 /// A variant's render failed: `failed` with the reason, unless it was rendered before (an
 /// outdated one rendering again), which keeps serving what it had.
-async fn fail_unless_ready(state: &AppState, variant: &VariantRow, why: &str) -> Result<(), sqlx::Error> {
+async fn fail_unless_ready(
+    state: &AppState,
+    project: &Project,
+    variant: &VariantRow,
+    why: &str,
+) -> Result<(), sqlx::Error> {
     if variant.status == VariantStatus::Ready {
         tracing::warn!(variant = %variant.id, reason = why, "rendering an outdated variant again failed; it keeps its render");
         return Ok(());
     }
     files::mark_variant_failed(&state.db, variant.id, why).await?;
-    if let Ok(Some(file)) = files::find(&state.db, variant.file_id).await {
-        webhooks::variant_event(state, file.project_id, file.id, &variant.name, Event::VariantFailed).await;
-    }
+    webhooks::variant_event(state, project.row.id, variant.file_id, &variant.name, Event::VariantFailed).await;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 pub use append::{append, complete};
 
-use super::service::{self, Kind, Wanted};
+use super::service::{self, Wanted};
 use crate::AppState;
 use crate::auth::ProjectKey;
 use crate::auth::tokens::hash_secret;
@@ -62,16 +62,7 @@ fn unknown(id: Uuid) -> Error {
 
 /// What the finished upload may become: the token's kind and limits, narrowed by the metadata.
 pub(crate) fn wanted(row: &TusUploadRow) -> Result<Wanted> {
-    let kind = match row.kind.as_str() {
-        "file" => Some(Kind::File),
-        "image" => Some(Kind::Image),
-        _ => None,
-    };
-    let content_types = match row.content_types.as_deref() {
-        Some(json) => Some(serde_json::from_str(json).map_err(|e| Error::Internal(e.into()))?),
-        None => None,
-    };
-    Ok(Wanted { kind, max_bytes: row.max_bytes.map(|n| n.max(0) as u64), content_types })
+    Wanted::stored(&row.kind, row.max_bytes, row.content_types.as_deref())
 }
 
 /// Creates an upload (and, when its length is 0, finishes it at once).
