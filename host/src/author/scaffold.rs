@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The newest world's WIT (`mbk:plugin@0.2.0`), as this host links it.
+/// The newest world's WIT (`mbk:plugin@0.3.0`), as this host links it.
 const WIT: &str = include_str!("../../../wit/plugin.wit");
 
 /// Where the SDK of this build's source tree is (the default for `--sdk`).
@@ -122,6 +122,7 @@ mbk_plugin_sdk::component!(Plugin {
     description: "Inverted colours",
     params: vec![strength()],
     render: crate::render,
+    render_analysed: None,
     encode_on_host: true,
 });
 

@@ -25,6 +25,11 @@ pub struct FileRow {
     pub height: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the standard plugin saw of an image (migration 0014), as JSON: see
+    /// [`crate::files::analysis`] and [`super::file_analysis`].
+    pub analysis: Option<String>,
+    /// `{"x","y"}` as JSON, or NULL.
+    pub focal_point: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -73,7 +78,8 @@ pub struct Provenance {
     pub spec_hash: String,
 }
 
-const FILE_COLUMNS: &str = "id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at";
+const FILE_COLUMNS: &str = "id, project_id, kind, filename, mime_type, size, sha256, storage_key, status, width, height, created_at, updated_at, \
+     analysis, focal_point";
 const VARIANT_COLUMNS: &str = "id, file_id, name, storage_key, status, format, width, height, size, error, created_at, \
      plugin_id, plugin_name, plugin_version, plugin_sha256, spec_hash, formats";
 

@@ -14,6 +14,7 @@
 //! 6 or 9 fraction digits; such strings compare in time order, so `expires_at <= $1` works on both.
 
 pub mod api_keys;
+pub mod file_analysis;
 pub mod files;
 pub mod jobs;
 pub mod plugin_runs;

@@ -2,7 +2,9 @@
 //! under the project's quotas, and finding, serving and deleting it again.
 
 pub mod access;
+pub mod analysis;
 pub mod direct;
+pub mod focal;
 mod heif_header;
 pub mod probe;
 pub mod service;

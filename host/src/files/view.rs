@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::delivery::Links;
+use crate::files::analysis::ImageFacts;
 use crate::files::service::StoredFile;
 use crate::projects::VariantFormat;
 use crate::projects::service::Project;
@@ -97,6 +98,9 @@ pub struct FileView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<i32>,
     pub variants: BTreeMap<String, VariantView>,
+    /// Images only: placeholders, frames, focal point and metadata.
+    #[serde(flatten)]
+    pub image: Option<ImageFacts>,
     /// The `process_image` job (upload answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<Uuid>,
@@ -107,6 +111,7 @@ impl FileView {
     /// The answer for `stored`, its URLs as `links` makes them (signed for a private project).
     pub async fn new(stored: StoredFile, links: &Links<'_>) -> crate::error::Result<FileView> {
         let f = stored.file;
+        let image = ImageFacts::of(&f);
         let mut variants = BTreeMap::new();
         for v in stored.variants {
             let auto = v.format == VariantFormat::AUTO;
@@ -143,6 +148,7 @@ impl FileView {
             width: f.width,
             height: f.height,
             variants,
+            image,
             job_id: stored.job_id,
             created_at: f.created_at,
         })

@@ -17,16 +17,20 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::delivery::Links;
 use crate::error::Error;
-use crate::files::access;
 pub use crate::files::view::FileView;
+use crate::files::{access, focal};
 use crate::http::error::AppResult;
 use crate::http::error::ErrorBody;
+use crate::projects::variant_gravity::FocalPoint;
 
 /// How long a presigned download URL works.
 pub const PRESIGN_TTL: Duration = Duration::from_secs(300);
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_files)).routes(routes!(get_file, delete_file)).routes(routes!(get_content))
+    OpenApiRouter::new()
+        .routes(routes!(list_files))
+        .routes(routes!(get_file, patch_file, delete_file))
+        .routes(routes!(get_content))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -145,4 +149,45 @@ async fn get_content(
 async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> AppResult<StatusCode> {
     access::delete(&state, caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What `PATCH /files/{id}` changes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchFile {
+    /// The point `gravity: focal` variants are cropped around, or `null` to clear it (they are
+    /// then centred). Required.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FocalPoint>, required = true)]
+    pub focal_point: Option<Option<FocalPoint>>,
+}
+
+/// A field that may be `null` but not absent: `Some(None)` for `null`, `None` when missing.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<FocalPoint>>, D::Error> {
+    Option::<FocalPoint>::deserialize(d).map(Some)
+}
+
+/// Set an image's focal point; its `cover` variants with `gravity: focal` are rendered again
+/// around it (the answer's `job_id`), staying ready until then.
+#[utoipa::path(
+    patch, path = "/files/{id}", tag = "files", security(("api_key" = []), ("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = PatchFile,
+    responses(
+        (status = 200, body = FileView),
+        (status = 400, description = "No `focal_point`, a coordinate outside 0..=1, or not an image", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    )
+)]
+async fn patch_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<PatchFile>,
+) -> AppResult<Json<FileView>> {
+    let Some(point) = body.focal_point else {
+        return Err(Error::validation("focal_point", "is required (null clears it)").into());
+    };
+    let stored = focal::set(&state, caller, id, point).await?;
+    let links = Links::of_project(&state, stored.file.project_id).await?;
+    Ok(Json(FileView::new(stored, &links).await?))
 }

@@ -69,6 +69,7 @@ pub struct Plan<'a> {
 pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) -> Result<Plan<'a>, sqlx::Error> {
     let wanted = &project.settings.variants;
     let existing = files::variants_of(&state.db, file.id).await?;
+    let focal = crate::files::analysis::focal_point(file);
     let same = |v: &VariantRow, s: &VariantSpec| s.name.as_str() == v.name && s.format.as_str() == v.format;
     let mut plan =
         Plan { remove: Vec::new(), add: Vec::new(), rerender: Vec::new(), retry: 0, report: Report::default() };
@@ -82,7 +83,7 @@ pub async fn plan<'a>(state: &AppState, file: &FileRow, project: &'a Project) ->
             continue;
         }
         let current = match registry::resolve(&state.db, project.row.owner_id, &spec.plugin).await? {
-            Ok(plugin) => provenance::is_current(v, &plugin, &pipeline::to_spec(spec)),
+            Ok(plugin) => provenance::is_current(v, &plugin, &pipeline::to_spec(spec, focal)),
             Err(_) => true, // nothing to render it with now: keep what is there
         };
         if current {

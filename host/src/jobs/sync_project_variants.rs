@@ -1,11 +1,13 @@
 //! `sync_project_variants`: plan the sync of every image of the project (see
 //! [`super::sync_file_variants::plan`]) and fan out one `sync_file_variants` job per image that
-//! it changes; the summed plan is the job's report (re-rendered, added, removed, unchanged).
+//! it changes, or that has no analysis yet; the summed plan is the job's report (re-rendered,
+//! added, removed, unchanged).
 
 use uuid::Uuid;
 
 use super::sync_file_variants::{self, Report};
 use crate::AppState;
+use crate::db::status::FileStatus;
 use crate::db::{files, jobs, projects};
 use crate::projects::service::Project;
 
@@ -20,7 +22,10 @@ pub async fn run(state: &AppState, project_id: Uuid) -> Result<(Vec<Uuid>, Repor
         if let (Some(project), Some(file)) = (&project, files::find(&state.db, file_id).await?) {
             let plan = sync_file_variants::plan(state, &file, project).await?;
             report.add(plan.report);
-            if !plan.report.changes_anything() {
+            // An image from before analyses existed gets its analysis from its file's sync (one
+            // that never decoded, `failed`, would only fail again).
+            let unanalysed = file.analysis.is_none() && file.status == FileStatus::Ready;
+            if !plan.report.changes_anything() && !unanalysed {
                 continue;
             }
         }

@@ -18,7 +18,7 @@ use crate::plugins::{Fit, Format, PluginSettings, Spec};
 const MAX_PIXELS: u64 = 100_000_000;
 
 fn spec(name: &str, width: Option<u32>, height: Option<u32>, fit: Fit, format: Format, quality: u8) -> Spec {
-    Spec { name: name.into(), width, height, fit, format, quality, params: Vec::new() }
+    Spec { name: name.into(), width, height, fit, format, quality, params: Vec::new(), gravity: Default::default() }
 }
 
 /// The standard variant set of the issue: 150x150 cover WebP, 800 contain WebP, 1600 contain AVIF.

@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use crate::config::PipelineEngine;
 use crate::plugins::{
-    CompiledPlugin, Fit, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderResults, Rendered, Spec,
+    CompiledPlugin, Fit, Output, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderOutput, RenderResults,
+    Rendered, Spec,
 };
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
@@ -86,29 +87,34 @@ impl Renderer {
 
     /// Renders with the standard plugin. CPU-bound: call from a blocking thread.
     pub fn render_standard(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_standard_metered(input, max_pixels, specs).0
+        self.render_standard_metered(input, max_pixels, specs, false).0.map(|out| out.variants)
     }
 
-    /// [`Renderer::render_standard`], and the call's peak linear memory (in the sandbox).
+    /// [`Renderer::render_standard`], with the analysis of the original when `analyse`, and the
+    /// call's peak linear memory (in the sandbox).
     pub fn render_standard_metered(
         &self,
         input: &[u8],
         max_pixels: u64,
         specs: &[Spec],
-    ) -> (RenderResults, Option<u64>) {
-        let (name, (results, peak)) = match &self.standard {
-            Some(component) => ("mbk-standard", self.plugins.render_metered(component, input, max_pixels, specs)),
+        analyse: bool,
+    ) -> (RenderOutput, Option<u64>) {
+        let (name, (output, peak)) = match &self.standard {
+            Some(component) => {
+                ("mbk-standard", self.plugins.render_metered(component, input, max_pixels, specs, analyse))
+            }
             None => {
-                let results = mbk_standard::render(input, max_pixels, specs).map_err(PluginFailure::Render);
-                ("mbk-standard (native)", (results, None))
+                let output =
+                    mbk_standard::render_analysed(input, max_pixels, specs, analyse).map_err(PluginFailure::Render);
+                ("mbk-standard (native)", (output, None))
             }
         };
-        (counted(name, results).map(|results| checked(specs, results)), peak)
+        (counted(name, output).map(|output| checked(specs, output)), peak)
     }
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
     pub fn render_with(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_with_metered(plugin, input, max_pixels, specs).0
+        self.render_with_metered(plugin, input, max_pixels, specs).0.map(|out| out.variants)
     }
 
     /// [`Renderer::render_with`], and the call's peak linear memory.
@@ -118,9 +124,9 @@ impl Renderer {
         input: &[u8],
         max_pixels: u64,
         specs: &[Spec],
-    ) -> (RenderResults, Option<u64>) {
-        let (results, peak) = self.plugins.render_metered(plugin, input, max_pixels, specs);
-        (counted(&plugin.info.name, results).map(|r| checked(specs, r)), peak)
+    ) -> (RenderOutput, Option<u64>) {
+        let (output, peak) = self.plugins.render_metered(plugin, input, max_pixels, specs, false);
+        (counted(&plugin.info.name, output).map(|r| checked(specs, r)), peak)
     }
 }
 
@@ -153,8 +159,10 @@ pub fn builtin_identity() -> (&'static str, String, i64) {
     (mbk_standard::VERSION, hex::encode(sha2::Sha256::digest(STANDARD_COMPONENT)), STANDARD_COMPONENT.len() as i64)
 }
 
-fn checked(specs: &[Spec], results: Vec<Result<Rendered, RenderError>>) -> Vec<Result<Rendered, RenderError>> {
-    specs.iter().zip(results).map(|(spec, result)| result.and_then(|r| verify(spec, r))).collect()
+fn checked(specs: &[Spec], output: Output) -> Output {
+    let variants =
+        specs.iter().zip(output.variants).map(|(spec, result)| result.and_then(|r| verify(spec, r))).collect();
+    Output { variants, analysis: output.analysis }
 }
 
 /// A plugin's word is not trusted: the bytes must be an image of the format asked for, of the

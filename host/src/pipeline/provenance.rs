@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::files::VariantRow;
 use crate::db::plugins::PluginRow;
-use crate::plugins::Spec;
+use crate::plugins::{Fit, Gravity, Spec};
 
 /// The digest recorded for the builtin rendered natively (not its component).
 pub const NATIVE: &str = "native";
@@ -17,11 +17,13 @@ pub const NATIVE: &str = "native";
 const SPEC_SHAPE: &str = "mbk:plugin/plugin@0.1.0";
 
 /// A hash of what a render depends on beyond the plugin: size, fit, format, quality, params
-/// (sorted, as the settings keep them) and the shape of the spec. Not the variant's name.
+/// (sorted, as the settings keep them), the gravity of a crop and the shape of the spec. Not the
+/// variant's name. A centred crop adds nothing, so variants made before gravity existed keep
+/// their hash.
 pub fn spec_hash(spec: &Spec) -> String {
     let mut params = spec.params.clone();
     params.sort();
-    let text = format!(
+    let mut text = format!(
         "{SPEC_SHAPE}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
         spec.width,
         spec.height,
@@ -30,6 +32,9 @@ pub fn spec_hash(spec: &Spec) -> String {
         spec.quality,
         serde_json::to_string(&params).unwrap_or_default()
     );
+    if spec.fit == Fit::Cover && spec.gravity != Gravity::Centre {
+        text.push_str(&format!("\ngravity {:?}", spec.gravity));
+    }
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -49,7 +54,7 @@ pub fn is_current(variant: &VariantRow, plugin: &PluginRow, spec: &Spec) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::{Fit, Format};
+    use crate::plugins::Format;
 
     fn spec() -> Spec {
         Spec {
@@ -60,6 +65,7 @@ mod tests {
             format: Format::Webp,
             quality: 80,
             params: vec![("b".into(), "2".into()), ("a".into(), "1".into())],
+            gravity: Gravity::Centre,
         }
     }
 
@@ -76,8 +82,13 @@ mod tests {
             Spec { format: Format::Png, ..spec() },
             Spec { quality: 81, ..spec() },
             Spec { params: vec![("a".into(), "1".into())], ..spec() },
+            Spec { gravity: Gravity::Attention, ..spec() },
+            Spec { gravity: Gravity::Focal { x: 0.2, y: 0.5 }, ..spec() },
         ] {
             assert_ne!(spec_hash(&changed), base, "{changed:?}");
         }
+        let contain = Spec { fit: Fit::Contain, ..spec() };
+        let hash = spec_hash(&contain);
+        assert_eq!(spec_hash(&Spec { gravity: Gravity::Attention, ..contain }), hash, "no crop, no gravity");
     }
 }

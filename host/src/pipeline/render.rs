@@ -25,9 +25,10 @@ use crate::db::status::{FileStatus, VariantStatus};
 use crate::files::service::StoredFile;
 use crate::files::view::announce;
 use crate::plugins::registry::{self, Unavailable};
-use crate::plugins::{PluginFailure, RenderError, RenderResults, Rendered, Spec};
-use crate::projects::VariantSpec;
+use crate::plugins::{Output, PluginFailure, RenderError, RenderOutput, Rendered, Spec};
 use crate::projects::service::Project;
+use crate::projects::variant_gravity::FocalPoint;
+use crate::projects::{VariantSpec, settings::STANDARD_PLUGIN};
 use crate::storage::{self, BlobKey};
 use crate::webhooks::{self, Event};
 
@@ -109,17 +110,28 @@ pub async fn render_with_outdated(
         }
     }
 
-    if !groups.is_empty() {
+    // An image rendered before analyses existed gets one from its next job, whatever it renders.
+    let unanalysed = file.kind == "image" && file.analysis.is_none();
+    if !groups.is_empty() || unanalysed {
         match state.store.get_bytes(&BlobKey::parse(&file.storage_key)?).await {
             Ok(original) => {
                 let has_alpha = alpha::may_have_alpha(&original);
+                let focal = crate::files::analysis::focal_point(file);
+                let mut analysed = false;
                 for (plugin, variants) in groups {
                     let work: Vec<Planned> =
-                        variants.into_iter().map(|(variant, s)| stored::plan(variant, s, has_alpha)).collect();
+                        variants.into_iter().map(|(variant, s)| stored::plan(variant, s, has_alpha, focal)).collect();
                     let group = Group { project, plugin: &plugin, work: &work };
-                    if let Some(outcome) = render_group(state, renderer, group, &original, &mut tally).await? {
-                        return Ok(outcome);
+                    let rendered = render_group(state, renderer, group, &original, &mut tally).await?;
+                    match rendered {
+                        GroupOutcome::Gone => return Ok(Outcome::Gone),
+                        GroupOutcome::Done { analysed: by_this } => analysed |= by_this,
                     }
+                }
+                // Not when every variant failed (the original does not decode) or the budget is spent.
+                let all_failed = tally.failed > 0 && tally.rendered == 0;
+                if unanalysed && !analysed && !all_failed {
+                    analyse_only(state, renderer, project, file, original).await?;
                 }
             }
             // Gone from the store (not unreachable): no retry brings it back.
@@ -166,16 +178,25 @@ struct Group<'a> {
     work: &'a [Planned],
 }
 
-/// Renders one plugin's group and records each variant. `Some(Gone)` when the file was deleted
-/// while rendering.
+/// How one plugin's group went.
+enum GroupOutcome {
+    /// The file was deleted while rendering.
+    Gone,
+    /// Every variant of the group settled; `analysed`: the file's analysis was kept too.
+    Done { analysed: bool },
+}
+
+/// Renders one plugin's group and records each variant, and the file's analysis when the plugin
+/// made one (the standard plugin is asked for it: see [`run_plugin`]).
 async fn render_group(
     state: &AppState,
     renderer: &Arc<Renderer>,
     group: Group<'_>,
     original: &Bytes,
     tally: &mut Tally,
-) -> Result<Option<Outcome>, Retry> {
+) -> Result<GroupOutcome, Retry> {
     let Group { project, plugin, work } = group;
+    let nothing = GroupOutcome::Done { analysed: false };
     let budget = project.settings.quotas.max_render_seconds_per_day;
     let results = match metering::over_budget(&state.db, project.row.id, budget).await? {
         Some(why) => Err(PluginFailure::Invalid(why)),
@@ -188,8 +209,8 @@ async fn render_group(
         }
         Err(over) => (Err(over), None),
     };
-    let results = match results {
-        Ok(results) => results,
+    let Output { variants: results, analysis } = match results {
+        Ok(output) => output,
         // No sandbox free: the job runs again later.
         Err(busy) if busy.is_transient() => return Err(Retry::Busy(busy.to_string())),
         Err(whole) => {
@@ -198,11 +219,15 @@ async fn render_group(
             }
             let names: Vec<&str> = work.iter().map(|w| w.variant.name.as_str()).collect();
             tally.failed(work.len(), format!("{}: {whole}", names.join(", ")));
-            return Ok(None);
+            return Ok(nothing);
         }
     };
+    let analysed = match (analysis, work.first()) {
+        (Some(analysis), Some(planned)) => keep_analysis(state, project, planned.variant.file_id, analysis).await?,
+        _ => false,
+    };
     // Results come only from a plugin that ran, so `made_by` is known here.
-    let Some((plugin_row, digest)) = made_by else { return Ok(None) };
+    let Some((plugin_row, digest)) = made_by else { return Ok(nothing) };
     let mut results = results.into_iter();
     for planned in work {
         // One result per spec, in order: an `auto` variant is ready only when every sibling is.
@@ -219,7 +244,7 @@ async fn render_group(
                 };
                 if !stored::store(state, planned, rendered, &provenance).await? {
                     // Deleted while rendering.
-                    return Ok(Some(Outcome::Gone));
+                    return Ok(GroupOutcome::Gone);
                 }
                 tally.rendered += 1;
                 let (project, file) = (project.row.id, variant.file_id);
@@ -231,7 +256,48 @@ async fn render_group(
             }
         }
     }
-    Ok(None)
+    Ok(GroupOutcome::Done { analysed })
+}
+
+/// The analysis of an image whose job renders nothing with the standard plugin: one call of it
+/// with no variants (the decode at its smallest scale). Its failure costs the image only its
+/// placeholders and metadata, never its variants: logged, not retried.
+async fn analyse_only(
+    state: &AppState,
+    renderer: &Arc<Renderer>,
+    project: &Project,
+    file: &FileRow,
+    original: Bytes,
+) -> Result<(), Retry> {
+    let budget = project.settings.quotas.max_render_seconds_per_day;
+    if metering::over_budget(&state.db, project.row.id, budget).await?.is_some() {
+        return Ok(());
+    }
+    let (output, _) = run_plugin(state, renderer, (project, STANDARD_PLUGIN), original, Vec::new()).await?;
+    match output {
+        Ok(Output { analysis: Some(analysis), .. }) => {
+            keep_analysis(state, project, file.id, analysis).await?;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(file = %file.id, error = %e, "the image could not be analysed"),
+    }
+    Ok(())
+}
+
+/// Keeps what the plugin saw of the file (checked; GPS only when the project keeps it). False
+/// when the analysis was refused (it does not describe an image) or the file is gone.
+async fn keep_analysis(
+    state: &AppState,
+    project: &Project,
+    file_id: uuid::Uuid,
+    analysis: crate::plugins::Analysis,
+) -> Result<bool, sqlx::Error> {
+    let Some(stored) = crate::files::analysis::to_stored(analysis, project.settings.keep_gps) else {
+        tracing::warn!(file = %file_id, "the plugin's analysis was refused");
+        return Ok(false);
+    };
+    let json = serde_json::to_string(&stored).unwrap_or_default();
+    crate::db::file_analysis::set_analysis(&state.db, file_id, &json).await
 }
 
 /// A variant's render failed: `failed` with the reason, unless it was rendered before (an
@@ -262,7 +328,7 @@ async fn run_plugin(
     (project, plugin): (&Project, &str),
     original: Bytes,
     specs: Vec<Spec>,
-) -> Result<(RenderResults, Option<(PluginRow, String)>), Retry> {
+) -> Result<(RenderOutput, Option<(PluginRow, String)>), Retry> {
     let max_pixels = state.config.max_image_pixels;
     let engine = Arc::clone(renderer);
     let variants = specs.len() as i32;
@@ -273,7 +339,9 @@ async fn run_plugin(
     if row.builtin {
         let digest =
             renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| provenance::NATIVE.into());
-        let (results, meter) = off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs)).await;
+        // The standard plugin says what the image is in the same call (one decode).
+        let (results, meter) =
+            off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs, true)).await;
         record_run(state, project, (&row, &digest), variants, meter).await?;
         return Ok((results, Some((row, digest))));
     }
@@ -321,16 +389,18 @@ async fn record_run(
 
 /// Rendering is CPU-bound: never on the async runtime's threads. A panic of the host's own
 /// code is logged; tenants read a stable reason, not the panic's text. Measured where it runs.
-async fn off_runtime(render: impl FnOnce() -> (RenderResults, Option<u64>) + Send + 'static) -> (RenderResults, Meter) {
+async fn off_runtime(render: impl FnOnce() -> (RenderOutput, Option<u64>) + Send + 'static) -> (RenderOutput, Meter) {
     tokio::task::spawn_blocking(move || metering::measured(render)).await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the render task panicked");
         (Err(PluginFailure::Trap("the renderer crashed".into())), Meter::default())
     })
 }
 
-/// The plugin-facing spec of a variant's settings (for `auto`, see [`stored::plan`]).
-pub fn to_spec(v: &VariantSpec) -> Spec {
+/// The plugin-facing spec of a variant's settings, for a file whose focal point is `focal` (for
+/// `auto`, see [`stored::plan`]).
+pub fn to_spec(v: &VariantSpec, focal: Option<FocalPoint>) -> Spec {
     Spec {
+        gravity: v.gravity.for_file(focal),
         name: v.name.as_str().to_owned(),
         width: v.width,
         height: v.height,

@@ -7,6 +7,7 @@ use super::provenance;
 use crate::AppState;
 use crate::db::files::{self, Made, Provenance, Sibling, Siblings, VariantRow};
 use crate::plugins::{Rendered, Spec};
+use crate::projects::variant_gravity::FocalPoint;
 use crate::projects::{VariantFormat, VariantSpec};
 use crate::storage::BlobKey;
 use crate::storage::keys::sibling_key;
@@ -21,9 +22,10 @@ pub(super) struct Planned {
     pub auto: bool,
 }
 
-/// What `variant` renders under `setting`, for an original that `has_alpha` (maybe).
-pub(super) fn plan(variant: VariantRow, setting: &VariantSpec, has_alpha: bool) -> Planned {
-    let spec = super::to_spec(setting);
+/// What `variant` renders under `setting`, for an original that `has_alpha` (maybe) and whose
+/// focal point is `focal`.
+pub(super) fn plan(variant: VariantRow, setting: &VariantSpec, has_alpha: bool, focal: Option<FocalPoint>) -> Planned {
+    let spec = super::to_spec(setting, focal);
     let specs = setting.format.renders(has_alpha).into_iter().map(|format| Spec { format, ..spec.clone() }).collect();
     Planned { variant, specs, spec_hash: provenance::spec_hash(&spec), auto: setting.format == VariantFormat::Auto }
 }

@@ -1,7 +1,8 @@
-//! The one place that runs `bindgen!`, once per world version the host runs: `mbk:plugin@0.2.0`
-//! (`wit/plugin.wit`, whose `info()` declares typed params) and the frozen `mbk:plugin@0.1.0`
-//! (`wit/v0.1.0/plugin.wit`), so that components built for 0.1.0 keep working. [`Exports`] is a
-//! linked component of either, with one face: the engine never asks which.
+//! The one place that runs `bindgen!`, once per world version the host runs: `mbk:plugin@0.3.0`
+//! (`wit/plugin.wit`: gravity, and the analysis `render` may answer), the frozen 0.2.0
+//! (`wit/v0.2.0`, whose `info()` declares typed params) and 0.1.0 (`wit/v0.1.0`), so that
+//! components built for older worlds keep working. [`Exports`] is a linked component of any,
+//! with one face: the engine never asks which.
 //!
 //! The exports (`info`, `render`) are called as futures, so that a call's deadline can drop
 //! it wherever the guest is, waiting in a host call included. The host's own imports (`log`,
@@ -11,42 +12,55 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::host_calls::HostState;
-use super::{PluginInfo, RenderError, Rendered, Spec};
+use super::{Analysis, PluginInfo, RenderError, Rendered, Spec};
 
-/// The world of 0.2.0 and of 0.1.0.
-pub const WORLD: &str = "mbk:plugin/plugin@0.2.0";
+/// The worlds, newest first.
+pub const WORLD: &str = "mbk:plugin/plugin@0.3.0";
+pub const WORLD_0_2: &str = "mbk:plugin/plugin@0.2.0";
 pub const WORLD_0_1: &str = "mbk:plugin/plugin@0.1.0";
 
-pub mod v0_2 {
+pub mod v0_3 {
     wasmtime::component::bindgen!({ world: "plugin", path: "../wit", exports: { default: async } });
+}
+
+pub mod v0_2 {
+    wasmtime::component::bindgen!({ world: "plugin", path: "../wit/v0.2.0", exports: { default: async } });
 }
 
 pub mod v0_1 {
     wasmtime::component::bindgen!({ world: "plugin", path: "../wit/v0.1.0", exports: { default: async } });
 }
 
-/// What a render answers, in the host's types: one result per spec, or why none.
-pub type Answer = Result<Vec<Result<Rendered, RenderError>>, RenderError>;
+/// What a render answers, in the host's types: one result per spec and the analysis when asked
+/// for (never from a world older than 0.3.0), or why none.
+pub type Answer = Result<(Vec<Result<Rendered, RenderError>>, Option<Analysis>), RenderError>;
 
 /// A component linked and checked to export one of the worlds.
 #[derive(Clone)]
 pub(super) enum Exports {
+    V0_3(v0_3::PluginPre<HostState>),
     V0_2(v0_2::PluginPre<HostState>),
     V0_1(v0_1::PluginPre<HostState>),
 }
 
 impl Exports {
-    /// The newest world the component exports; the error says why it exports none.
+    /// The newest world the component exports; the error says why it exports none (why not the
+    /// newest).
     pub(super) fn new(pre: InstancePre<HostState>) -> wasmtime::Result<Exports> {
-        match v0_2::PluginPre::new(pre.clone()) {
-            Ok(pre) => Ok(Exports::V0_2(pre)),
-            Err(newest) => v0_1::PluginPre::new(pre).map(Exports::V0_1).map_err(|_| newest),
+        let newest = match v0_3::PluginPre::new(pre.clone()) {
+            Ok(pre) => return Ok(Exports::V0_3(pre)),
+            Err(e) => e,
+        };
+        if let Ok(pre) = v0_2::PluginPre::new(pre.clone()) {
+            return Ok(Exports::V0_2(pre));
         }
+        v0_1::PluginPre::new(pre).map(Exports::V0_1).map_err(|_| newest)
     }
 
     pub(super) fn world(&self) -> &'static str {
         match self {
-            Exports::V0_2(_) => WORLD,
+            Exports::V0_3(_) => WORLD,
+            Exports::V0_2(_) => WORLD_0_2,
             Exports::V0_1(_) => WORLD_0_1,
         }
     }
@@ -54,6 +68,7 @@ impl Exports {
     /// A fresh instance, and nothing else (what every call pays before its work).
     pub(super) async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
         match self {
+            Exports::V0_3(pre) => pre.instantiate_async(store).await.map(drop),
             Exports::V0_2(pre) => pre.instantiate_async(store).await.map(drop),
             Exports::V0_1(pre) => pre.instantiate_async(store).await.map(drop),
         }
@@ -61,9 +76,9 @@ impl Exports {
 
     /// `info()` of a fresh instance; a 0.1.0 component declares no params (`None`: unchecked).
     pub(super) async fn info(&self, store: &mut Store<HostState>) -> wasmtime::Result<PluginInfo> {
-        Ok(match self {
-            Exports::V0_2(pre) => {
-                let info = pre.instantiate_async(&mut *store).await?.call_info(store).await?;
+        macro_rules! typed {
+            ($pre:expr) => {{
+                let info = $pre.instantiate_async(&mut *store).await?.call_info(store).await?;
                 let params = info.params.into_iter().map(Into::into).collect();
                 PluginInfo {
                     name: info.name,
@@ -71,7 +86,11 @@ impl Exports {
                     description: info.description,
                     params: Some(params),
                 }
-            }
+            }};
+        }
+        Ok(match self {
+            Exports::V0_3(pre) => typed!(pre),
+            Exports::V0_2(pre) => typed!(pre),
             Exports::V0_1(pre) => {
                 let info = pre.instantiate_async(&mut *store).await?.call_info(store).await?;
                 PluginInfo { name: info.name, version: info.version, description: info.description, params: None }
@@ -79,30 +98,43 @@ impl Exports {
         })
     }
 
-    /// `render()` of a fresh instance.
+    /// `render()` of a fresh instance; `analyse` asks a 0.3.0 component for the analysis too.
     pub(super) async fn render(
         &self,
         store: &mut Store<HostState>,
         input: &[u8],
         max_pixels: u64,
         specs: &[Spec],
+        analyse: bool,
     ) -> wasmtime::Result<Answer> {
-        macro_rules! call {
+        macro_rules! variants {
+            ($results:expr) => {
+                $results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect()
+            };
+        }
+        macro_rules! instance {
             ($world:ident, $pre:expr) => {{
                 use $world::mbk::plugin::types as wit;
                 let specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
-                let instance = $pre.instantiate_async(&mut *store).await?;
-                let answer = instance.call_render(store, input, wit::DecodeLimits { max_pixels }, &specs).await?;
-                answer
-                    .map(|results| {
-                        results.into_iter().map(|r| r.map(Rendered::from).map_err(RenderError::from)).collect()
-                    })
-                    .map_err(RenderError::from)
+                ($pre.instantiate_async(&mut *store).await?, wit::DecodeLimits { max_pixels }, specs)
             }};
         }
         Ok(match self {
-            Exports::V0_2(pre) => call!(v0_2, pre),
-            Exports::V0_1(pre) => call!(v0_1, pre),
+            Exports::V0_3(pre) => {
+                let (instance, limits, specs) = instance!(v0_3, pre);
+                let answer = instance.call_render(store, input, limits, &specs, analyse).await?;
+                answer.map(|set| (variants!(set.variants), set.analysis.map(Analysis::from))).map_err(RenderError::from)
+            }
+            Exports::V0_2(pre) => {
+                let (instance, limits, specs) = instance!(v0_2, pre);
+                let answer = instance.call_render(store, input, limits, &specs).await?;
+                answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
+            }
+            Exports::V0_1(pre) => {
+                let (instance, limits, specs) = instance!(v0_1, pre);
+                let answer = instance.call_render(store, input, limits, &specs).await?;
+                answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
+            }
         })
     }
 }
@@ -145,20 +177,6 @@ macro_rules! conversions {
             }
         }
 
-        impl From<&Spec> for $world::VariantSpec {
-            fn from(spec: &Spec) -> $world::VariantSpec {
-                $world::VariantSpec {
-                    name: spec.name.clone(),
-                    width: spec.width,
-                    height: spec.height,
-                    fit: spec.fit.into(),
-                    format: spec.format.into(),
-                    quality: spec.quality,
-                    params: spec.params.clone(),
-                }
-            }
-        }
-
         impl From<$world::RenderError> for RenderError {
             fn from(e: $world::RenderError) -> RenderError {
                 match e {
@@ -179,33 +197,112 @@ macro_rules! conversions {
     };
 }
 
+/// A param as a plugin of 0.2.0 or newer declares it (checked by `params::check_declaration` on
+/// load).
+macro_rules! param_declarations {
+    ($world:ident) => {
+        impl From<$world::ParamDecl> for Param {
+            fn from(p: $world::ParamDecl) -> Param {
+                Param {
+                    name: p.name,
+                    kind: match p.type_ {
+                        $world::ParamType::String => ParamType::String,
+                        $world::ParamType::Int => ParamType::Int,
+                        $world::ParamType::Float => ParamType::Float,
+                        $world::ParamType::Bool => ParamType::Bool,
+                        $world::ParamType::Enum => ParamType::Enum,
+                    },
+                    default: p.default,
+                    min: p.min,
+                    max: p.max,
+                    values: p.values,
+                    description: p.description,
+                }
+            }
+        }
+    };
+}
+
+/// A spec as worlds before 0.3.0 take it: no gravity (their `cover` is centred).
+macro_rules! spec_without_gravity {
+    ($world:ident) => {
+        impl From<&Spec> for $world::VariantSpec {
+            fn from(spec: &Spec) -> $world::VariantSpec {
+                $world::VariantSpec {
+                    name: spec.name.clone(),
+                    width: spec.width,
+                    height: spec.height,
+                    fit: spec.fit.into(),
+                    format: spec.format.into(),
+                    quality: spec.quality,
+                    params: spec.params.clone(),
+                }
+            }
+        }
+    };
+}
+
 /// A module of its own: the worlds' `use` put generated `Rendered` and `RenderError` at the top
 /// of each world's module.
 mod conversions {
     use super::v0_1::mbk::plugin::types as v0_1;
     use super::v0_2::mbk::plugin::types as v0_2;
-    use crate::plugins::{Fit, Format, Param, ParamType, RenderError, Rendered, Spec};
+    use super::v0_3::mbk::plugin::types as v0_3;
+    use crate::plugins::{
+        Analysis, Fit, Format, Gps, Gravity, Metadata, Param, ParamType, RenderError, Rendered, Spec,
+    };
 
     conversions!(v0_1);
     conversions!(v0_2);
+    conversions!(v0_3);
+    spec_without_gravity!(v0_1);
+    spec_without_gravity!(v0_2);
+    param_declarations!(v0_2);
+    param_declarations!(v0_3);
 
-    /// A param as a 0.2.0 plugin declares it (checked by `params::check_declaration` on load).
-    impl From<v0_2::ParamDecl> for Param {
-        fn from(p: v0_2::ParamDecl) -> Param {
-            Param {
-                name: p.name,
-                kind: match p.type_ {
-                    v0_2::ParamType::String => ParamType::String,
-                    v0_2::ParamType::Int => ParamType::Int,
-                    v0_2::ParamType::Float => ParamType::Float,
-                    v0_2::ParamType::Bool => ParamType::Bool,
-                    v0_2::ParamType::Enum => ParamType::Enum,
+    impl From<&Spec> for v0_3::VariantSpec {
+        fn from(spec: &Spec) -> v0_3::VariantSpec {
+            v0_3::VariantSpec {
+                name: spec.name.clone(),
+                width: spec.width,
+                height: spec.height,
+                fit: spec.fit.into(),
+                format: spec.format.into(),
+                quality: spec.quality,
+                params: spec.params.clone(),
+                gravity: match spec.gravity {
+                    Gravity::Centre => v0_3::Gravity::Centre,
+                    Gravity::Attention => v0_3::Gravity::Attention,
+                    Gravity::Focal { x, y } => v0_3::Gravity::Focal(v0_3::Point { x, y }),
                 },
-                default: p.default,
-                min: p.min,
-                max: p.max,
-                values: p.values,
-                description: p.description,
+            }
+        }
+    }
+
+    /// A plugin's word about the original: checked and bounded by `crate::pipeline::analysis`
+    /// before anything of it is kept.
+    impl From<v0_3::Analysis> for Analysis {
+        fn from(a: v0_3::Analysis) -> Analysis {
+            let [_, r, g, b] = a.dominant_color.to_be_bytes();
+            let m = a.metadata;
+            Analysis {
+                blurhash: a.blurhash,
+                thumbhash: a.thumbhash,
+                dominant_color: [r, g, b],
+                frames: a.frames,
+                metadata: Metadata {
+                    camera_make: m.camera_make,
+                    camera_model: m.camera_model,
+                    lens: m.lens,
+                    taken_at: m.taken_at,
+                    exposure_time: m.exposure_time,
+                    f_number: m.f_number,
+                    iso: m.iso,
+                    focal_length_mm: m.focal_length_mm,
+                    orientation: m.orientation,
+                    color_profile: m.color_profile,
+                    gps: m.gps.map(|g| Gps { latitude: g.latitude, longitude: g.longitude, altitude: g.altitude }),
+                },
             }
         }
     }

@@ -32,9 +32,9 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::bindings::{Answer, Exports, v0_1, v0_2};
+use super::bindings::{Answer, Exports, v0_1, v0_2, v0_3};
 use super::host_calls::HostState;
-use super::{Param, RenderError, Rendered, Spec};
+use super::{Output, Param, RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
@@ -78,6 +78,10 @@ pub enum PluginFailure {
 /// What one plugin call answers: one result per spec, in the specs' order, or the reason the
 /// call as a whole produced none.
 pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, PluginFailure>;
+
+/// [`RenderResults`], and what the plugin saw of the original when it was asked (see
+/// [`PluginEngine::render_metered`]).
+pub type RenderOutput = Result<Output, PluginFailure>;
 
 impl PluginFailure {
     /// Whether the same call may succeed later (nothing was wrong with the plugin or the input).
@@ -139,9 +143,11 @@ impl PluginEngine {
         // The async WASI: its waits (sleep, poll) yield to the call's future instead of
         // blocking the thread, so the deadline can drop a call waiting in them.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("link WASI: {e:#}"))?;
-        // Both world versions' host interfaces: 0.1.0 components keep running beside 0.2.0 ones.
-        v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        // Every world version's host interfaces: older components keep running beside new ones.
+        v0_3::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("link the host interface: {e:#}"))?;
+        v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("link the 0.2.0 host interface: {e:#}"))?;
         v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("link the 0.1.0 host interface: {e:#}"))?;
 
@@ -304,22 +310,24 @@ impl PluginEngine {
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
     pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_metered(plugin, input, max_pixels, specs).0
+        self.render_metered(plugin, input, max_pixels, specs, false).0.map(|out| out.variants)
     }
 
-    /// [`PluginEngine::render`], and the peak linear memory of the call when it answered.
+    /// [`PluginEngine::render`], with the analysis when `analyse` (from a 0.3.0 component
+    /// willing to give it), and the peak linear memory of the call when it answered.
     pub fn render_metered(
         &self,
         plugin: &CompiledPlugin,
         input: &[u8],
         max_pixels: u64,
         specs: &[Spec],
-    ) -> (RenderResults, Option<u64>) {
+        analyse: bool,
+    ) -> (RenderOutput, Option<u64>) {
         let called = self.run(async {
             let (mut store, stderr) = self.store(&plugin.info.name);
             let answer = plugin
                 .pre
-                .render(&mut store, input, max_pixels, specs)
+                .render(&mut store, input, max_pixels, specs, analyse)
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))?;
             Ok((answer, store.data().limiter.peak as u64))
@@ -331,12 +339,12 @@ impl PluginEngine {
     }
 
     /// A render's answer, checked to hold one result per spec.
-    fn results(answer: Answer, specs: usize) -> RenderResults {
-        let results = answer.map_err(PluginFailure::Render)?;
-        if results.len() != specs {
-            return Err(PluginFailure::Trap(format!("returned {} results for {specs} variants", results.len())));
+    fn results(answer: Answer, specs: usize) -> RenderOutput {
+        let (variants, analysis) = answer.map_err(PluginFailure::Render)?;
+        if variants.len() != specs {
+            return Err(PluginFailure::Trap(format!("returned {} results for {specs} variants", variants.len())));
         }
-        Ok(results)
+        Ok(Output { variants, analysis })
     }
 }
 

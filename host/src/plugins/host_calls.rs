@@ -13,7 +13,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::Format;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 
 /// Guest log lines longer than this (escaped) are cut.
 const MAX_LOG_LINE: usize = 2048;
@@ -101,6 +101,7 @@ macro_rules! host_interfaces {
 
 host_interfaces!(v0_1);
 host_interfaces!(v0_2);
+host_interfaces!(v0_3);
 
 impl HostState {
     /// A guest's line in the host's log: at most [`MAX_LOG_LINES`] per call (a loop of logs must

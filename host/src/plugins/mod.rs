@@ -16,6 +16,8 @@ pub mod registry;
 pub mod validate;
 
 pub use bindings::WORLD;
-pub use engine::{CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderResults};
+pub use engine::{
+    CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderOutput, RenderResults,
+};
 pub use mbk_standard::params::{Param, ParamType};
-pub use mbk_standard::{Fit, Format, RenderError, Rendered, Spec};
+pub use mbk_standard::{Analysis, Fit, Format, Gps, Gravity, Metadata, Output, RenderError, Rendered, Spec};

@@ -98,7 +98,7 @@ fn describe(param: &super::Param) -> String {
 }
 
 fn spec(name: &str, width: Option<u32>, height: Option<u32>, fit: Fit, format: Format) -> Spec {
-    Spec { name: name.into(), width, height, fit, format, quality: 80, params: Vec::new() }
+    Spec { name: name.into(), width, height, fit, format, quality: 80, params: Vec::new(), gravity: Default::default() }
 }
 
 /// A small built-in test image (a 96x64 PNG colour gradient): every plugin must read PNG.

@@ -21,57 +21,10 @@ pub const MAX_VARIANTS: usize = 32;
 pub const MAX_VARIANT_PIXELS: u64 = 50_000_000;
 pub const DEFAULT_MAX_FILE_BYTES: i64 = 25 * 1024 * 1024;
 
+use super::schemas::{FitSchema, ImageFormatSchema};
 pub use super::variant_format::VariantFormat;
+pub use super::variant_gravity::VariantGravity;
 pub use crate::plugins::{Fit, Format};
-
-/// The OpenAPI face of [`Fit`], the host's one `Fit` (serde names it in settings; a schema of its
-/// own because the enum lives with the renderers, which know nothing of the API).
-pub struct FitSchema;
-
-impl utoipa::PartialSchema for FitSchema {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        string_enum("How a variant fits its box.", Fit::ALL.map(Fit::as_str))
-    }
-}
-
-impl ToSchema for FitSchema {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Fit".into()
-    }
-}
-
-/// The OpenAPI face of [`Format`] (named `ImageFormat` in the API, as it always was).
-pub struct ImageFormatSchema;
-
-impl utoipa::PartialSchema for ImageFormatSchema {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let [webp, avif, jpeg, png] = Format::ALL.map(Format::as_str);
-        string_enum(
-            "The encoding of a variant; `auto`: AVIF, WebP and JPEG (PNG for images with alpha) from one \
-             decode, `GET /v/{file_id}/{variant}` serving the best for the request's `Accept`.",
-            [webp, avif, jpeg, png, VariantFormat::AUTO],
-        )
-    }
-}
-
-impl ToSchema for ImageFormatSchema {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "ImageFormat".into()
-    }
-}
-
-/// A string schema with these values, as utoipa derives one for a plain enum.
-fn string_enum<const N: usize>(
-    description: &str,
-    values: [&'static str; N],
-) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-    ObjectBuilder::new()
-        .schema_type(SchemaType::new(Type::String))
-        .description(Some(description))
-        .enum_values(Some(values))
-        .into()
-}
 
 /// A variant name: `[a-z0-9_-]{1,32}`. Safe as a storage key segment.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
@@ -130,6 +83,10 @@ pub struct VariantSpec {
     /// Handed to the plugin as is.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Where a `cover` crop is taken (other fits keep the whole picture). Shown when not
+    /// `centre`.
+    #[serde(default, skip_serializing_if = "VariantGravity::is_centre")]
+    pub gravity: VariantGravity,
 }
 
 fn standard_plugin() -> String {
@@ -201,6 +158,11 @@ pub struct ProjectSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(example = json!(["https://app.example.com"]), max_items = 32)]
     pub cors_origins: Vec<String>,
+    /// Keep the GPS position of a photo's EXIF in its File JSON `metadata`. Off by default: a
+    /// phone photo's position is where someone lives. Applies to images analysed after it is
+    /// set. Shown when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_gps: bool,
 }
 
 impl Default for ProjectSettings {
@@ -212,6 +174,7 @@ impl Default for ProjectSettings {
             visibility: Visibility::Public,
             url_ttl_seconds: DEFAULT_URL_TTL_SECONDS,
             cors_origins: Vec::new(),
+            keep_gps: false,
         }
     }
 }
@@ -226,6 +189,7 @@ fn default_variants() -> Vec<VariantSpec> {
         quality: 80,
         plugin: standard_plugin(),
         params: BTreeMap::new(),
+        gravity: VariantGravity::Centre,
     };
     vec![variant("thumbnail", Some(150), Some(150), Fit::Cover), variant("medium", Some(800), None, Fit::Contain)]
 }

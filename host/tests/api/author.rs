@@ -71,7 +71,7 @@ async fn five_commands_take_an_author_from_nothing_to_a_rendered_variant() {
     let verdict = run(validate, "plugin validate");
     assert!(verdict.contains("info(): invert 0.1.0"), "{verdict}");
     assert!(
-        verdict.contains("mbk:plugin/plugin@0.2.0") && verdict.contains("params: strength (float 0..=1"),
+        verdict.contains("mbk:plugin/plugin@0.3.0") && verdict.contains("params: strength (float 0..=1"),
         "{verdict}"
     );
     // 4. plugin push

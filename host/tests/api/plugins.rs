@@ -35,7 +35,7 @@ fn renderer(engine: Engine) -> &'static Renderer {
 }
 
 fn spec(width: Option<u32>, height: Option<u32>, fit: Fit, format: Format) -> Spec {
-    Spec { name: "v".into(), width, height, fit, format, quality: 80, params: Vec::new() }
+    Spec { name: "v".into(), width, height, fit, format, quality: 80, params: Vec::new(), gravity: Default::default() }
 }
 
 #[test]
@@ -164,7 +164,7 @@ fn orientation_and_avif_through_the_sandbox() {
     let size = imagesize::blob_size(&r.bytes).expect("avif header");
     assert_eq!((size.width, size.height), (300, 399));
     // The component hands encoding to the host's native encoders (an import it declares by name).
-    let needle = b"mbk:plugin/codecs@0.2.0";
+    let needle = b"mbk:plugin/codecs@0.3.0";
     assert!(
         STANDARD_COMPONENT.windows(needle.len()).any(|w| w == needle),
         "the standard component imports the host's codecs"

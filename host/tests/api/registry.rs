@@ -94,7 +94,7 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     let builtin = list(&app, &uma).await;
     assert_eq!(builtin.len(), 1);
     assert_eq!((&builtin[0]["name"], &builtin[0]["builtin"]), (&json!("mbk-standard"), &json!(true)));
-    assert_eq!(builtin[0]["world"], "mbk:plugin/plugin@0.2.0");
+    assert_eq!(builtin[0]["world"], "mbk:plugin/plugin@0.3.0");
     assert_eq!(builtin[0]["size"].as_u64(), Some(mbk_host::pipeline::STANDARD_COMPONENT.len() as u64));
     assert_error(app.get_as("/plugins", None).await, 401, "unauthorized").await;
 
@@ -108,7 +108,7 @@ async fn registry_lists_registers_refuses_and_deletes(db: DbKind) {
     assert_eq!(plugin["version"], "1.0.0");
     assert_eq!(plugin["builtin"], false);
     assert_eq!((&plugin["visibility"], &plugin["owner_id"]), (&json!("global"), &Value::Null));
-    assert_eq!(plugin["world"], "mbk:plugin/plugin@0.2.0");
+    assert_eq!(plugin["world"], "mbk:plugin/plugin@0.3.0");
     assert_eq!(plugin["size"].as_u64(), Some(sepia().len() as u64));
     assert_eq!(plugin["sha256"], hex::encode(sha2::Sha256::digest(sepia())));
     for field in ["id", "created_at"] {

@@ -1,4 +1,4 @@
-//! Typed params (world `mbk:plugin@0.2.0`): a plugin's `info()` declares the params it takes,
+//! Typed params (worlds `mbk:plugin@0.2.0` and newer): a plugin's `info()` declares the params it takes,
 //! `GET /plugins/{id}` shows the declaration, and `POST`/`PUT /projects` refuse a variant's params
 //! that the plugin does not declare or whose value is not of its type (400 naming the param). A
 //! component of the frozen world 0.1.0 (`plugins/fixtures/legacy`) still registers and renders,
@@ -38,10 +38,10 @@ async fn declared_params_are_shown_and_enforced(db: DbKind) {
     let (_, ada) = app.user_with_token("ada", Role::Admin).await;
 
     let sepia = registered(&app, &ada, sepia(), "sepia").await;
-    assert_eq!(sepia["world"], "mbk:plugin/plugin@0.2.0");
+    assert_eq!(sepia["world"], "mbk:plugin/plugin@0.3.0");
     let path = format!("/plugins/{}", sepia["id"].as_str().expect("id"));
     let fetched: Value = app.get_as(&path, Some(&ada)).await.json().await.expect("json");
-    let params = fetched["params"].as_array().expect("a 0.2.0 plugin's params are a list");
+    let params = fetched["params"].as_array().expect("a 0.3.0 plugin's params are a list");
     assert_eq!(params.len(), 1, "{fetched}");
     let strength = &params[0];
     assert_eq!(
@@ -51,10 +51,10 @@ async fn declared_params_are_shown_and_enforced(db: DbKind) {
     );
     assert_eq!(strength["values"], json!([]));
     assert!(strength["description"].as_str().is_some_and(|d| d.contains("sepia")), "{fetched}");
-    // The builtin exports 0.2.0 too and declares that it takes no params.
+    // The builtin exports 0.3.0 too and declares that it takes no params.
     let list: Value = app.get_as("/plugins", Some(&ada)).await.json().await.expect("json");
     let builtin = list.as_array().expect("list").iter().find(|p| p["builtin"] == true).expect("the builtin").clone();
-    assert_eq!((&builtin["world"], &builtin["params"]), (&json!("mbk:plugin/plugin@0.2.0"), &json!([])));
+    assert_eq!((&builtin["world"], &builtin["params"]), (&json!("mbk:plugin/plugin@0.3.0"), &json!([])));
 
     // Refused, each naming the param: out of range, not a number, not declared; the builtin's too.
     let cases = [

@@ -1,6 +1,6 @@
 //! `mbk-plugin-sdk`: write a MediaBlobKit plugin as one render function and the params it takes.
 //!
-//! A plugin is a WebAssembly component exporting the `mbk:plugin@0.2.0` world (`wit/plugin.wit`).
+//! A plugin is a WebAssembly component exporting the `mbk:plugin@0.3.0` world (`wit/plugin.wit`).
 //! With this crate it is a function from the original's bytes and the variant specs to one result
 //! per spec, its declared params, and one line of glue:
 //!
@@ -26,6 +26,7 @@
 //!     description: "Inverted colours",
 //!     params: vec![amount()],
 //!     render: crate::render,
+//!     render_analysed: None,
 //!     encode_on_host: true,
 //! });
 //! ```
@@ -39,7 +40,9 @@
 
 pub use mbk_standard::decode::Decoded;
 pub use mbk_standard::params::{Param, ParamType};
-pub use mbk_standard::{self as standard, Fit, Format, RenderError, Rendered, Spec, render_filtered};
+pub use mbk_standard::{
+    self as standard, Analysis, Fit, Format, Gravity, Output, RenderError, Rendered, Spec, render_filtered,
+};
 
 /// What a render function answers: one result per spec, or why none could be rendered.
 pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, RenderError>;
@@ -53,6 +56,10 @@ pub struct Plugin {
     pub params: Vec<Param>,
     /// Called once per image with every spec the project names for it (one decode).
     pub render: fn(&[u8], u64, &[Spec]) -> RenderResults,
+    /// Called instead of `render` when the host asks what the image is as well (placeholders,
+    /// frames, metadata: the host asks the standard plugin only). `None`: `render`, and no
+    /// analysis.
+    pub render_analysed: Option<fn(&[u8], u64, &[Spec]) -> Result<Output, RenderError>>,
     /// Hand encoding to the host's native encoders (the world's `codecs`): the same formats and
     /// quality, about twice as fast for WebP and AVIF as encoding inside the sandbox. Decoding
     /// the untrusted original stays inside either way.
@@ -81,7 +88,7 @@ pub fn fraction(specs: &[Spec], name: &str, default: f32) -> Result<f32, RenderE
     value(specs, &Param::float(name, 0.0, 1.0, f64::from(default)))
 }
 
-/// The component glue: exports `info()` and `render()` of the `mbk:plugin@0.2.0` world for a
+/// The component glue: exports `info()` and `render()` of the `mbk:plugin@0.3.0` world for a
 /// [`Plugin`] (an expression, evaluated per call), converting between the world's types and this
 /// crate's. `wit:` names the folder holding `plugin.wit` (default `"wit"`). Outside wasm32 it
 /// expands to `component::plugin()` alone, so the crate's unit tests run natively.
@@ -105,7 +112,9 @@ macro_rules! component {
             #[allow(unsafe_code)]
             mod exports {
                 wit_bindgen::generate!({ world: "plugin", path: $wit });
-                use mbk::plugin::types::{Fit, ImageFormat, ParamDecl, ParamType};
+                use mbk::plugin::types::{
+                    Analysis, Fit, Gps, Gravity, ImageFormat, Metadata, ParamDecl, ParamType, Point, Rendered,
+                };
                 use $crate::standard as std_plugin;
                 use super::plugin;
 
@@ -136,6 +145,35 @@ macro_rules! component {
                         },
                         quality: s.quality,
                         params: s.params,
+                        gravity: match s.gravity {
+                            Gravity::Centre => std_plugin::Gravity::Centre,
+                            Gravity::Attention => std_plugin::Gravity::Attention,
+                            Gravity::Focal(Point { x, y }) => std_plugin::Gravity::Focal { x, y },
+                        },
+                    }
+                }
+
+                fn analysis(a: std_plugin::Analysis) -> Analysis {
+                    let [r, g, b] = a.dominant_color;
+                    let m = a.metadata;
+                    Analysis {
+                        blurhash: a.blurhash,
+                        thumbhash: a.thumbhash,
+                        dominant_color: u32::from_be_bytes([0, r, g, b]),
+                        frames: a.frames,
+                        metadata: Metadata {
+                            camera_make: m.camera_make,
+                            camera_model: m.camera_model,
+                            lens: m.lens,
+                            taken_at: m.taken_at,
+                            exposure_time: m.exposure_time,
+                            f_number: m.f_number,
+                            iso: m.iso,
+                            focal_length_mm: m.focal_length_mm,
+                            orientation: m.orientation,
+                            color_profile: m.color_profile,
+                            gps: m.gps.map(|g| Gps { latitude: g.latitude, longitude: g.longitude, altitude: g.altitude }),
+                        },
                     }
                 }
 
@@ -195,20 +233,28 @@ macro_rules! component {
                         input: Vec<u8>,
                         limits: DecodeLimits,
                         specs: Vec<VariantSpec>,
-                    ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+                        analyse: bool,
+                    ) -> Result<RenderedSet, RenderError> {
                         let plugin = plugin();
                         if plugin.encode_on_host {
                             std_plugin::encode::use_encoder(host_encode);
                         }
                         let specs: Vec<std_plugin::Spec> = specs.into_iter().map(spec).collect();
-                        let results = (plugin.render)(&input, limits.max_pixels, &specs).map_err(error)?;
-                        Ok(results
+                        let output = match plugin.render_analysed.filter(|_| analyse) {
+                            Some(render_analysed) => render_analysed(&input, limits.max_pixels, &specs),
+                            None => (plugin.render)(&input, limits.max_pixels, &specs)
+                                .map(|variants| std_plugin::Output { variants, analysis: None }),
+                        }
+                        .map_err(error)?;
+                        let variants = output
+                            .variants
                             .into_iter()
                             .map(|r| {
                                 r.map(|o| Rendered { bytes: o.bytes, mime: o.mime, width: o.width, height: o.height })
                                     .map_err(error)
                             })
-                            .collect())
+                            .collect();
+                        Ok(RenderedSet { variants, analysis: output.analysis.map(analysis) })
                     }
                 }
 
@@ -238,6 +284,7 @@ mod tests {
             format: Format::Png,
             quality: 80,
             params,
+            gravity: Gravity::Centre,
         };
         let specs = [spec(vec![("strength".into(), "0.5".into())]), spec(vec![])];
         assert_eq!(param(&specs, "strength"), Some("0.5"));

@@ -32,6 +32,15 @@ pub type ScaleNeed<'a> = &'a dyn Fn(u32, u32) -> Option<f64>;
 /// full-resolution image (plans are made against it, so the variants' sizes do not depend on the
 /// decode scale).
 pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Decoded, (u32, u32)), RenderError> {
+    decode_described(input, max_pixels, need).map(|(decoded, full, _)| (decoded, full))
+}
+
+/// What [`decode_described`] answers: the pixels, the upright full size, and the description of
+/// the ICC profile the pixels came with (`Display P3`).
+pub type Described = (Decoded, (u32, u32), Option<String>);
+
+/// [`decode`], and the description of the pixels' ICC profile.
+pub fn decode_described(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<Described, RenderError> {
     // `image` knows no HEIF: told apart by its brands first.
     let format = if crate::heic::is_heif(input) {
         None
@@ -74,10 +83,23 @@ pub fn decode(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<(Dec
         },
     };
     let mut decoded = into_decoded(image);
+    let described = icc.as_deref().and_then(profile_description);
     if let Some(icc) = icc {
         to_srgb(&mut decoded, &icc);
     }
-    Ok((decoded, full))
+    Ok((decoded, full, described))
+}
+
+/// The description an ICC profile gives of itself, if it parses and has one.
+fn profile_description(icc: &[u8]) -> Option<String> {
+    use moxcms::ProfileText;
+    let text = match moxcms::ColorProfile::new_from_slice(icc).ok()?.description? {
+        ProfileText::PlainString(text) => text,
+        ProfileText::Localizable(texts) => texts.into_iter().next()?.value,
+        ProfileText::Description(description) => description.ascii_string,
+    };
+    let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 /// Converts RGB(A) pixels described by the ICC profile `icc` to sRGB. Profiles that do not parse,

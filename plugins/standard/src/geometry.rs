@@ -48,6 +48,16 @@ pub fn plan(src_w: u32, src_h: u32, width: Option<u32>, height: Option<u32>, fit
     }
 }
 
+/// `crop` (of a `full` picture) moved so that its centre is at `centre` (fractions of the
+/// picture), as near as the picture's edges allow: its size never changes.
+pub fn centred_on(crop: (f64, f64, f64, f64), full: (u32, u32), centre: (f64, f64)) -> (f64, f64, f64, f64) {
+    let (_, _, w, h) = crop;
+    let (fw, fh) = (f64::from(full.0), f64::from(full.1));
+    let left = (centre.0 * fw - w / 2.0).clamp(0.0, (fw - w).max(0.0));
+    let top = (centre.1 * fh - h / 2.0).clamp(0.0, (fh - h).max(0.0));
+    (left, top, w, h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +84,15 @@ mod tests {
         let p = plan(100, 400, Some(200), Some(100), Fit::Cover).expect("plan");
         assert_eq!(p.crop, (0.0, 175.0, 100.0, 50.0));
         assert!(plan(100, 100, Some(10), None, Fit::Cover).is_err());
+    }
+
+    #[test]
+    fn a_crop_moves_towards_its_centre_but_stays_inside() {
+        let crop = plan(1600, 1200, Some(150), Some(150), Fit::Cover).expect("plan").crop;
+        assert_eq!(centred_on(crop, (1600, 1200), (0.5, 0.5)), crop, "the middle is the centre crop");
+        assert_eq!(centred_on(crop, (1600, 1200), (0.25, 0.5)), (0.0, 0.0, 1200.0, 1200.0), "clamped at the left");
+        assert_eq!(centred_on(crop, (1600, 1200), (0.6, 0.0)), (360.0, 0.0, 1200.0, 1200.0));
+        assert_eq!(centred_on(crop, (1600, 1200), (1.0, 1.0)), (400.0, 0.0, 1200.0, 1200.0));
     }
 
     #[test]

@@ -10,18 +10,25 @@
 //! Everything here is pure Rust so that both builds are the same code, but one: native builds
 //! encode WebP with libwebp (C), wasm builds with a pure-Rust encoder (see `encode`).
 
+pub mod analysis;
 #[cfg(any(target_arch = "wasm32", test))]
 mod avif;
 pub mod decode;
 pub mod encode;
 pub mod exif;
+mod frames;
 pub mod geometry;
+pub mod gravity;
 mod heic;
 #[cfg(not(target_arch = "wasm32"))]
 mod libwebp;
+pub mod metadata;
 pub mod params;
 
 use fast_image_resize as fr;
+
+pub use analysis::{Analysis, Gps, Metadata};
+pub use gravity::Gravity;
 
 pub const NAME: &str = "mbk-standard";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -34,7 +41,7 @@ pub const DESCRIPTION: &str = "Decode, orient, resize (contain/cover/stretch) an
 pub enum Fit {
     /// Inside width x height, ratio kept, never upscaled.
     Contain,
-    /// Fill width x height, then centre-crop to exactly that size.
+    /// Fill width x height, then crop to exactly that size (where the spec's gravity says).
     Cover,
     /// Exactly width x height, ratio ignored.
     Stretch,
@@ -102,8 +109,8 @@ impl Format {
     }
 }
 
-/// One variant to render.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One variant to render (not `Eq`: a focal point is a float).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub name: String,
     pub width: Option<u32>,
@@ -112,6 +119,16 @@ pub struct Spec {
     pub format: Format,
     pub quality: u8,
     pub params: Vec<(String, String)>,
+    /// Where a `cover` crop is taken.
+    pub gravity: Gravity,
+}
+
+/// What one render call answers: one result per spec, in order, and the analysis of the
+/// original when it was asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub variants: Vec<Result<Rendered, RenderError>>,
+    pub analysis: Option<Analysis>,
 }
 
 /// An encoded variant.
@@ -158,6 +175,12 @@ pub fn render(
     render_filtered(input, max_pixels, specs, |_| Ok(()))
 }
 
+/// [`render`], and with `analyse` what the original is (placeholders, frames, metadata), from
+/// the same decode: what the host asks of the standard plugin for every image.
+pub fn render_analysed(input: &[u8], max_pixels: u64, specs: &[Spec], analyse: bool) -> Result<Output, RenderError> {
+    render_all(input, max_pixels, specs, analyse, |_| Ok(()))
+}
+
 /// [`render`] with a step of one's own between decoding and resizing: how a third-party plugin
 /// reuses this crate (see `plugins/examples/sepia`). `filter` sees the decoded, upright pixels.
 pub fn render_filtered(
@@ -166,10 +189,21 @@ pub fn render_filtered(
     specs: &[Spec],
     filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
 ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+    render_all(input, max_pixels, specs, false, filter).map(|out| out.variants)
+}
+
+fn render_all(
+    input: &[u8],
+    max_pixels: u64,
+    specs: &[Spec],
+    analyse: bool,
+    filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
+) -> Result<Output, RenderError> {
     // The scale of the full image every spec is satisfied with, so that a JPEG can be decoded at
-    // a reduced DCT scale (libvips' shrink-on-load). Specs that cannot be planned need nothing.
+    // a reduced DCT scale (libvips' shrink-on-load). Specs that cannot be planned need nothing;
+    // the analysis looks at a thumbnail, which the smallest DCT scale of any photo still covers.
     let need = |w: u32, h: u32| -> Option<f64> {
-        let mut most: f64 = 0.0;
+        let mut most: f64 = if analyse { analysis::THUMBNAIL as f64 / f64::from(w.max(h).max(1)) } else { 0.0 };
         for spec in specs {
             let Ok(plan) = geometry::plan(w, h, spec.width, spec.height, spec.fit) else { continue };
             let (_, _, cw, ch) = plan.crop;
@@ -177,19 +211,35 @@ pub fn render_filtered(
         }
         (most > 0.0).then_some(most)
     };
-    let (mut source, full) = decode::decode(input, max_pixels, &need)?;
+    let (mut source, full, profile) = decode::decode_described(input, max_pixels, &need)?;
+    let analysis = analyse.then(|| analysis::analyse(&source, input, profile));
     filter(&mut source)?;
-    Ok(specs.iter().map(|spec| render_one(&source, full, spec)).collect())
+    // Saliency is measured once, for every `attention` spec.
+    let salient = specs
+        .iter()
+        .any(|s| s.gravity == Gravity::Attention && s.fit == Fit::Cover)
+        .then(|| gravity::Saliency::of(&source));
+    let variants = specs.iter().map(|spec| render_one(&source, full, spec, salient.as_ref())).collect();
+    Ok(Output { variants, analysis })
 }
 
 /// Renders one spec. `full` is the upright size of the full-resolution image: the plan is made
 /// against it (so sizes never depend on the decode scale), then mapped onto the decoded pixels.
-fn render_one(source: &decode::Decoded, full: (u32, u32), spec: &Spec) -> Result<Rendered, RenderError> {
+fn render_one(
+    source: &decode::Decoded,
+    full: (u32, u32),
+    spec: &Spec,
+    salient: Option<&gravity::Saliency>,
+) -> Result<Rendered, RenderError> {
     if !(1..=100).contains(&spec.quality) {
         return Err(RenderError::InvalidSpec(format!("quality must be 1..=100, got {}", spec.quality)));
     }
     let mut plan =
         geometry::plan(full.0, full.1, spec.width, spec.height, spec.fit).map_err(RenderError::InvalidSpec)?;
+    if spec.fit == Fit::Cover {
+        let centre = spec.gravity.centre(salient, &plan, full).map_err(RenderError::InvalidSpec)?;
+        plan.crop = geometry::centred_on(plan.crop, full, centre);
+    }
     let (fx, fy) = (f64::from(source.width) / f64::from(full.0), f64::from(source.height) / f64::from(full.1));
     let (left, top, w, h) = plan.crop;
     plan.crop = (left * fx, top * fy, (w * fx).min(f64::from(source.width)), (h * fy).min(f64::from(source.height)));

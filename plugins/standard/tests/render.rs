@@ -8,7 +8,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn spec(name: &str, width: Option<u32>, height: Option<u32>, fit: Fit, format: Format) -> Spec {
-    Spec { name: name.into(), width, height, fit, format, quality: 80, params: Vec::new() }
+    Spec { name: name.into(), width, height, fit, format, quality: 80, params: Vec::new(), gravity: Default::default() }
 }
 
 /// Dimensions of an encoded image, read back from its header.

@@ -43,6 +43,7 @@ mbk_plugin_sdk::component!(
         description: "Variants in sepia tones",
         params: vec![strength()],
         render: crate::render,
+        render_analysed: None,
         encode_on_host: true,
     },
     wit: "../../../wit",

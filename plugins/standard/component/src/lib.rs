@@ -1,4 +1,4 @@
-//! `mbk-standard` as a component: the standard plugin through the SDK's glue (the `mbk:plugin@0.2.0`
+//! `mbk-standard` as a component: the standard plugin through the SDK's glue (the `mbk:plugin@0.3.0`
 //! world, on `wasm32-wasip2`), encoding on the host's native encoders. All the work is in
 //! `mbk-standard`; the host links the same library natively as its fallback.
 
@@ -10,6 +10,7 @@ mbk_plugin_sdk::component!(
         description: standard::DESCRIPTION,
         params: standard::params::standard(),
         render: standard::render,
+        render_analysed: Some(|input, max_pixels, specs| standard::render_analysed(input, max_pixels, specs, true)),
         encode_on_host: true,
     },
     wit: "../../../wit",
