@@ -17,6 +17,7 @@ pub mod encode;
 pub mod exif;
 pub mod geometry;
 mod heic;
+mod jxl;
 #[cfg(not(target_arch = "wasm32"))]
 mod libwebp;
 pub mod params;
