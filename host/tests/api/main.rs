@@ -21,6 +21,7 @@ mod helpers;
 mod http;
 mod identity;
 mod jobs;
+mod jxl;
 mod metering;
 mod plugin_owners;
 mod plugins;
