@@ -6,20 +6,13 @@
 //! which also proves the orientation is applied once. On both databases.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::decoder_checks::{assert_every_format, every_format_variants, run_tool};
 use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
 
 db_tests!(jxl_from_libjxl_renders_to_every_format, lossless_alpha_and_turned_jxl_match_libjxl);
-
-fn run(tool: &str, args: &[&str]) {
-    let status = Command::new(tool).args(args).status().unwrap_or_else(|e| {
-        panic!("{tool} is not installed ({e}): run the suite with scripts/test, which installs libjxl-tools")
-    });
-    assert!(status.success(), "{tool} {args:?} failed");
-}
 
 /// The fixture `source` encoded by cjxl with `options`, and libjxl's own decode of that file
 /// (RGBA8, upright).
@@ -31,8 +24,8 @@ fn jxl_and_reference(dir: &Path, source: &str, options: &[&str]) -> (Vec<u8>, im
     // From a JPEG's pixels (not its lossless transcoding, which would keep the JPEG's DCT).
     let mut args = vec![path(&input), path(&jxl), "--lossless_jpeg=0".into()];
     args.extend(options.iter().map(|o| (*o).to_owned()));
-    run("cjxl", &args.iter().map(String::as_str).collect::<Vec<_>>());
-    run("djxl", &[&path(&jxl), &path(&png)]);
+    run_tool("cjxl", "libjxl-tools", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run_tool("djxl", "libjxl-tools", &[&path(&jxl), &path(&png)]);
     let reference = image::open(&png).expect("djxl wrote a PNG").to_rgba8();
     (std::fs::read(&jxl).expect("read"), reference)
 }
@@ -73,28 +66,11 @@ async fn jxl_from_libjxl_renders_to_every_format(db: DbKind) {
     let (jxl, reference) = jxl_and_reference(dir.path(), "photo.jpg", &["-d", "1"]);
     let (w, h) = reference.dimensions();
     let app = TestApp::spawn(db, StoreKind::Filesystem).await;
-    let variants = json!([
-        {"name": "full", "width": w, "height": null, "fit": "contain", "format": "png", "quality": 100},
-        {"name": "thumb", "width": 150, "height": 150, "fit": "cover", "format": "webp", "quality": 80},
-        {"name": "small", "width": 320, "height": null, "fit": "contain", "format": "avif", "quality": 60},
-        {"name": "band", "width": 200, "height": 100, "fit": "stretch", "format": "jpeg", "quality": 85},
-    ]);
+    let variants = every_format_variants(w);
     let tenant = app.project_with_key(json!({"variants": variants})).await;
     let id = upload_jxl(&app, &tenant.key, jxl, &reference).await;
     drain(&app).await;
-    ready(&app, &tenant.key, &id).await;
-
-    let expected_height = |width: u32| (f64::from(h) * f64::from(width) / f64::from(w)).round() as u32;
-    for (name, mime, size) in [
-        ("full", "image/png", (w, h)),
-        ("thumb", "image/webp", (150, 150)),
-        ("small", "image/avif", (320, expected_height(320))),
-        ("band", "image/jpeg", (200, 100)),
-    ] {
-        let bytes = variant(&app, &tenant.key, &id, name, mime).await;
-        let got = imagesize::blob_size(&bytes).expect("an image");
-        assert_eq!((got.width as u32, got.height as u32), size, "{name}");
-    }
+    assert_every_format(&app, &tenant.key, &id, (w, h)).await;
 
     // Two conforming decoders of one lossy file agree within rounding.
     let full = image::load_from_memory(&variant(&app, &tenant.key, &id, "full", "image/png").await).expect("a PNG");

@@ -12,6 +12,7 @@ mod caps;
 mod cli;
 mod crash;
 mod db;
+mod decoder_checks;
 mod direct_uploads;
 mod fairness;
 mod files;
