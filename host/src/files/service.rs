@@ -183,7 +183,7 @@ pub async fn upload(
         Kind::Image => {
             if !sniffed.is_image {
                 return Err(Error::UnsupportedMediaType(format!(
-                    "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC)",
+                    "not a supported image: the bytes are {} (accepted: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC, JPEG XL)",
                     sniffed.mime
                 )));
             }

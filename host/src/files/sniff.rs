@@ -24,6 +24,8 @@ pub const TIFF: Sniffed = t("image/tiff", "tiff", true);
 /// HEVC in HEIF (phones' photos), decoded only in the sandbox (the standard plugin's wasm build).
 pub const HEIC: Sniffed = t("image/heic", "heic", true);
 pub const HEIF: Sniffed = t("image/heif", "heif", true);
+/// JPEG XL, decoded only in the sandbox too.
+pub const JXL: Sniffed = t("image/jxl", "jxl", true);
 pub const OCTET: Sniffed = t("application/octet-stream", "bin", false);
 
 /// How many leading bytes [`sniff`] looks at.
@@ -46,6 +48,10 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     }
     if starts(b"II*\0") || starts(b"MM\0*") {
         return TIFF;
+    }
+    // The bare codestream, or the ISO-BMFF container's own signature box (before any `ftyp`).
+    if starts(&[0xFF, 0x0A]) || starts(b"\0\0\0\x0cJXL \r\n\x87\n") {
+        return JXL;
     }
     if let Some(brands) = ftyp_brands(head) {
         if brands.iter().any(|b| b == b"avif" || b == b"avis") {
@@ -133,6 +139,7 @@ pub fn mime_for_key(key: &str) -> &'static str {
         Some("tiff") => "image/tiff",
         Some("heic") => "image/heic",
         Some("heif") => "image/heif",
+        Some("jxl") => "image/jxl",
         Some("bmp") => "image/bmp",
         Some("pdf") => "application/pdf",
         Some("zip") => "application/zip",
@@ -167,6 +174,9 @@ mod tests {
         assert_eq!(sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic"), HEIC);
         assert_eq!(sniff(b"\0\0\0\x14ftypmif1\0\0\0\0mif1"), HEIF);
         assert_eq!(sniff(b"\0\0\0\x14ftypisom\0\0\0\0isom").mime, "video/mp4");
+        assert_eq!(sniff(&[0xFF, 0x0A, 0xFA, 0x7F, 0x01]), JXL, "a bare codestream");
+        assert_eq!(sniff(b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl "), JXL, "the container");
+        assert_eq!(mime_for_key("p/images/original/x.jxl"), "image/jxl");
     }
 
     #[test]

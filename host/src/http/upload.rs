@@ -196,8 +196,8 @@ async fn upload_file(
     receive(state, key.project_id, Wanted::kind(Kind::File), &headers, multipart).await
 }
 
-/// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC/HEIF). Its variants are rendered in the
-/// background; the answer lists each with its future URL and `status: pending`.
+/// Upload an image (JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC/HEIF, JPEG XL). Its variants are
+/// rendered in the background; the answer lists each with its future URL and `status: pending`.
 #[utoipa::path(
     post, path = "/upload/image", tag = "upload", security(("api_key" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),

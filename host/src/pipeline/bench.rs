@@ -1,6 +1,10 @@
 //! `mbk-host bench`: the standard variant set over a folder of photos, native against wasm,
 //! and against `vipsthumbnail` (libvips) for the two WebP variants when it is installed.
 //!
+//! HEIC and JPEG XL are decoded only inside the sandbox: a second table gives their wasm cost for
+//! one small variant (the decode dominates), from files in the folder and from ones `heif-enc` and
+//! `cjxl` make of the folder's largest JPEG when they are installed.
+//!
 //! Wall time on a shared machine is noisy: the figures compare engines within one run, and each
 //! is the median of `runs` renders. Peak RSS is the process's high-water mark, reset (Linux
 //! `clear_refs`) before each engine's pass.
@@ -50,19 +54,117 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn photos(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The files in `dir` whose extension (any case) is one of `extensions`, sorted.
+fn files_with(dir: &Path, extensions: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "webp"))
+                .is_some_and(|e| extensions.contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
     found.sort();
+    Ok(found)
+}
+
+fn photos(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let found = files_with(dir, &["jpg", "jpeg", "png", "webp"])?;
     anyhow::ensure!(!found.is_empty(), "no JPEG, PNG or WebP files in {}", dir.display());
     Ok(found)
+}
+
+fn pixels(input: &[u8]) -> u64 {
+    imagesize::blob_size(input).map(|s| s.width as u64 * s.height as u64).unwrap_or(0)
+}
+
+/// `jpeg` encoded by `tool` (`args` around the input and output paths), or `None` when the tool
+/// is not installed or fails.
+fn encoded_by(tool: &str, jpeg: &Path, ext: &str, args: impl Fn(&str, &str) -> Vec<String>) -> Option<Vec<u8>> {
+    let out = std::env::temp_dir().join(format!("mbk-bench-{}-{tool}.{ext}", std::process::id()));
+    let (input, output) = (jpeg.to_str()?, out.to_str()?);
+    let status = std::process::Command::new(tool)
+        .args(args(input, output))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    let bytes = status.success().then(|| std::fs::read(&out).ok()).flatten();
+    let _ = std::fs::remove_file(out);
+    bytes
+}
+
+/// The sandbox-only inputs to time: HEIC/HEIF/JXL files in `dir`, then what `heif-enc` and `cjxl`
+/// make of the largest JPEG in `photos`; each with where it came from.
+fn sandbox_only_inputs(dir: &Path, photos: &[PathBuf]) -> anyhow::Result<Vec<(String, String, Vec<u8>)>> {
+    let mut inputs = Vec::new();
+    for file in files_with(dir, &["heic", "heif", "jxl"])? {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+        inputs.push((name, "the folder".to_owned(), std::fs::read(&file)?));
+    }
+    let jpegs = photos.iter().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")));
+    let largest = jpegs.max_by_key(|p| std::fs::read(p).map(|b| pixels(&b)).unwrap_or(0));
+    let Some(jpeg) = largest else { return Ok(inputs) };
+    let stem = jpeg.file_stem().and_then(|n| n.to_str()).unwrap_or("photo");
+    let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let made = [
+        ("heic", "heif-enc -q 90", encoded_by("heif-enc", jpeg, "heic", |i, o| own(&["-q", "90", "-o", o, i]))),
+        (
+            "jxl",
+            "cjxl -d 1 (VarDCT from pixels)",
+            encoded_by("cjxl", jpeg, "jxl", |i, o| own(&[i, o, "-d", "1", "--lossless_jpeg=0"])),
+        ),
+        (
+            "jxl",
+            "cjxl (lossless JPEG transcoding)",
+            encoded_by("cjxl", jpeg, "jxl", |i, o| own(&[i, o, "--lossless_jpeg=1"])),
+        ),
+    ];
+    for (ext, how, bytes) in made {
+        if let Some(bytes) = bytes {
+            inputs.push((format!("{stem}.{ext}"), how.to_owned(), bytes));
+        }
+    }
+    // Beside them, the JPEG they were made from (decoded at 1/8 scale by DCT scaling).
+    let name = jpeg.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+    inputs.push((name, "the source, for comparison".to_owned(), std::fs::read(jpeg)?));
+    Ok(inputs)
+}
+
+/// The second table: each sandbox-only input rendered to one 150x150 WebP in wasm (median time
+/// and the call's peak linear memory), what the native engine answers, and the source JPEG beside.
+fn sandbox_only_table(
+    report: &mut String,
+    dir: &Path,
+    photos: &[PathBuf],
+    native: &Renderer,
+    wasm: &Renderer,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let inputs = sandbox_only_inputs(dir, photos)?;
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    let set = standard_set();
+    let thumb = &set[..1];
+    writeln!(
+        report,
+        "\nSandbox-only inputs, decoded in wasm (one thread) to one 150x150 cover WebP, median of {runs} run(s):\n"
+    )?;
+    writeln!(report, "| input | pixels | made by | KiB | wasm ms | wasm peak MiB | native |")?;
+    writeln!(report, "|---|---|---|---|---|---|---|")?;
+    for (name, how, input) in &inputs {
+        let size = imagesize::blob_size(input).map(|s| format!("{}x{}", s.width, s.height)).unwrap_or_default();
+        let (time, _) = time_render(wasm, input, thumb, runs)?;
+        let peak = wasm.render_standard_metered(input, MAX_PIXELS, thumb, false).1;
+        let peak = peak.map(|b| format!("{:.0}", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "–".into());
+        let refused = native.render_standard(input, MAX_PIXELS, thumb).map(|r| r.iter().all(|r| r.is_err()));
+        let native_answer = if refused.unwrap_or(true) { "unsupported" } else { "rendered" };
+        let kib = input.len() as f64 / 1024.0;
+        writeln!(report, "| {name} | {size} | {how} | {kib:.0} | {:.0} | {peak} | {native_answer} |", ms(time))?;
+    }
+    Ok(())
 }
 
 /// Median time of `runs` renders of `specs` from `input`, and the size of each output.
@@ -197,5 +299,6 @@ pub fn run(dir: &Path, runs: usize) -> anyhow::Result<String> {
             per.as_secs_f64() * 1e6
         )?;
     }
+    sandbox_only_table(&mut report, dir, &files, &native, &wasm, runs)?;
     Ok(report)
 }

@@ -5,20 +5,13 @@
 //! (`heif-convert`) pixel for pixel within rounding. On both databases.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::decoder_checks::{assert_every_format, every_format_variants, run_tool};
 use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
 
 db_tests!(heic_from_libheif_renders_to_every_format);
-
-fn run(tool: &str, args: &[&str]) {
-    let status = Command::new(tool).args(args).status().unwrap_or_else(|e| {
-        panic!("{tool} is not installed ({e}): run the suite with scripts/test, which installs libheif-examples")
-    });
-    assert!(status.success(), "{tool} {args:?} failed");
-}
 
 /// `photo.jpg` encoded by heif-enc, and libheif's own decode of it (RGB8).
 fn heic_and_reference(dir: &Path) -> (Vec<u8>, image::RgbImage) {
@@ -26,8 +19,8 @@ fn heic_and_reference(dir: &Path) -> (Vec<u8>, image::RgbImage) {
     std::fs::write(&jpeg, fixture("photo.jpg")).expect("write");
     let (heic, png) = (dir.join("photo.heic"), dir.join("reference.png"));
     let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
-    run("heif-enc", &["-q", "90", "-o", &path(&heic), &path(&jpeg)]);
-    run("heif-convert", &[&path(&heic), &path(&png)]);
+    run_tool("heif-enc", "libheif-examples", &["-q", "90", "-o", &path(&heic), &path(&jpeg)]);
+    run_tool("heif-convert", "libheif-examples", &[&path(&heic), &path(&png)]);
     let reference = image::open(&png).expect("heif-convert wrote a PNG").to_rgb8();
     (std::fs::read(&heic).expect("read"), reference)
 }
@@ -37,12 +30,7 @@ async fn heic_from_libheif_renders_to_every_format(db: DbKind) {
     let (heic, reference) = heic_and_reference(dir.path());
     let (w, h) = reference.dimensions();
     let app = TestApp::spawn(db, StoreKind::Filesystem).await;
-    let variants = json!([
-        {"name": "full", "width": w, "height": null, "fit": "contain", "format": "png", "quality": 100},
-        {"name": "thumb", "width": 150, "height": 150, "fit": "cover", "format": "webp", "quality": 80},
-        {"name": "small", "width": 320, "height": null, "fit": "contain", "format": "avif", "quality": 60},
-        {"name": "band", "width": 200, "height": 100, "fit": "stretch", "format": "jpeg", "quality": 85},
-    ]);
+    let variants = every_format_variants(w);
     let tenant = app.project_with_key(json!({"variants": variants})).await;
 
     let made = app.upload("/upload/image", &tenant.key, "IMG_0001.HEIC", heic).await;
@@ -51,24 +39,7 @@ async fn heic_from_libheif_renders_to_every_format(db: DbKind) {
     assert_eq!((&made["mime_type"], &made["width"], &made["height"]), (&json!("image/heic"), &json!(w), &json!(h)));
     drain(&app).await;
     let id = made["id"].as_str().expect("id");
-    let file: Value = app.get_with_key(&format!("/files/{id}"), &tenant.key).await.json().await.expect("json");
-    assert_eq!(file["status"], json!("ready"), "{file}");
-
-    let expected_height = |width: u32| (f64::from(h) * f64::from(width) / f64::from(w)).round() as u32;
-    for (name, mime, size) in [
-        ("full", "image/png", (w, h)),
-        ("thumb", "image/webp", (150, 150)),
-        ("small", "image/avif", (320, expected_height(320))),
-        ("band", "image/jpeg", (200, 100)),
-    ] {
-        let variant = &file["variants"][name];
-        assert_eq!(variant["status"], json!("ready"), "{name}: {file}");
-        let content = app.get_with_key(&format!("/files/{id}/content?variant={name}"), &tenant.key).await;
-        assert_eq!(content.headers()["content-type"], mime, "{name}");
-        let bytes = content.bytes().await.expect("bytes");
-        let got = imagesize::blob_size(&bytes).expect("an image");
-        assert_eq!((got.width as u32, got.height as u32), size, "{name}");
-    }
+    assert_every_format(&app, &tenant.key, id, (w, h)).await;
 
     // The lossless render is libheif's decode, within YCbCr-to-RGB rounding.
     let full = app.get_with_key(&format!("/files/{id}/content?variant=full"), &tenant.key).await;

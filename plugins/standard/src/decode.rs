@@ -1,6 +1,7 @@
 //! Decoding: JPEG through `jpeg-decoder` (so it can decode at 1/2, 1/4 or 1/8 scale by DCT
 //! scaling when the variants are much smaller: libvips' shrink-on-load), AVIF through `rav1d`
-//! (see `avif`), everything else through `image`. EXIF orientation is applied, 16-bit is reduced
+//! (see `avif`), HEIC and JPEG XL inside the sandbox only (see `heic`, `jxl`), everything else
+//! through `image`. EXIF orientation is applied, 16-bit is reduced
 //! to 8-bit, CMYK becomes RGB, pixels tagged with an RGB ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto…) are
 //! converted to sRGB (moxcms; the output carries no profile, so browsers read it as sRGB), and an
 //! alpha channel is kept only when some pixel is not opaque.
@@ -17,7 +18,7 @@ pub struct Decoded {
     pub has_alpha: bool,
 }
 
-fn too_large(width: u32, height: u32, max_pixels: u64) -> Option<RenderError> {
+pub(crate) fn too_large(width: u32, height: u32, max_pixels: u64) -> Option<RenderError> {
     let pixels = u64::from(width) * u64::from(height);
     (pixels > max_pixels)
         .then(|| RenderError::TooLarge(format!("{width}x{height} is over the limit of {max_pixels} pixels")))
@@ -41,25 +42,26 @@ pub type Described = (Decoded, (u32, u32), Option<String>);
 
 /// [`decode`], and the description of the pixels' ICC profile.
 pub fn decode_described(input: &[u8], max_pixels: u64, need: ScaleNeed<'_>) -> Result<Described, RenderError> {
-    // `image` knows no HEIF: told apart by its brands first.
-    let format = if crate::heic::is_heif(input) {
-        None
-    } else {
-        Some(image::guess_format(input).map_err(|_| {
-            RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC image".into())
-        })?)
-    };
-    let ((image, icc), full) = match format {
+    let ((image, icc), full) = match Input::of(input)? {
         #[cfg(all(target_arch = "wasm32", feature = "heic"))]
-        None => at_full_size(crate::heic::decode_heic(input, max_pixels)?),
+        Input::Heif => at_full_size(crate::heic::decode_heic(input, max_pixels)?),
         // HEVC is decoded only in the sandbox, and only in builds with the `heic` feature.
         #[cfg(not(all(target_arch = "wasm32", feature = "heic")))]
-        None => {
+        Input::Heif => {
             return Err(RenderError::UnsupportedInput(
                 "HEIC images are decoded only inside the WebAssembly sandbox, in builds with HEIC".into(),
             ));
         }
-        Some(format) => match format {
+        #[cfg(target_arch = "wasm32")]
+        Input::Jxl => at_full_size(crate::jxl::decode_jxl(input, max_pixels)?),
+        // A young decoder of a complex format meets untrusted files only where a fault is a trap.
+        #[cfg(not(target_arch = "wasm32"))]
+        Input::Jxl => {
+            return Err(RenderError::UnsupportedInput(
+                "JPEG XL images are decoded only inside the WebAssembly sandbox (the wasm engine)".into(),
+            ));
+        }
+        Input::Image(format) => match format {
             ImageFormat::Jpeg => decode_jpeg(input, max_pixels, need)?,
             ImageFormat::Png | ImageFormat::WebP | ImageFormat::Gif | ImageFormat::Tiff => {
                 at_full_size(decode_other(input, format, max_pixels)?)
@@ -100,6 +102,29 @@ fn profile_description(icc: &[u8]) -> Option<String> {
     };
     let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_owned();
     (!text.is_empty()).then_some(text)
+}
+
+/// What decodes an input.
+enum Input {
+    /// HEIF (HEVC pictures): `image` knows no HEIF, told apart by its brands.
+    Heif,
+    /// JPEG XL: `image` knows none either.
+    Jxl,
+    Image(ImageFormat),
+}
+
+impl Input {
+    fn of(input: &[u8]) -> Result<Self, RenderError> {
+        if crate::heic::is_heif(input) {
+            return Ok(Self::Heif);
+        }
+        if crate::jxl::is_jxl(input) {
+            return Ok(Self::Jxl);
+        }
+        image::guess_format(input).map(Self::Image).map_err(|_| {
+            RenderError::UnsupportedInput("not a JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC or JPEG XL image".into())
+        })
+    }
 }
 
 /// Converts RGB(A) pixels described by the ICC profile `icc` to sRGB. Profiles that do not parse,

@@ -20,6 +20,7 @@ mod frames;
 pub mod geometry;
 pub mod gravity;
 mod heic;
+mod jxl;
 #[cfg(not(target_arch = "wasm32"))]
 mod libwebp;
 pub mod metadata;
