@@ -1,7 +1,7 @@
 //! Builds the standard plugin (`plugins/standard`) as a `wasm32-wasip2` component and hands it to
 //! the host as `OUT_DIR/mbk_standard.wasm`, which `include_bytes!` embeds. Also builds the example
 //! plugin (`plugins/examples/sepia`) and the test fixtures (`plugins/fixtures/*`), whose paths
-//! the tests get as `MBK_TEST_SEPIA_WASM`, `MBK_TEST_HOSTILE_WASM` and `MBK_TEST_SNOOP_WASM`.
+//! the tests get as `MBK_TEST_SEPIA_WASM`, `MBK_TEST_HOSTILE_WASM`, `MBK_TEST_SNOOP_WASM`, `MBK_TEST_LEGACY_WASM` and `MBK_TEST_FLAT_WASM`.
 //!
 //! The inner cargo gets a target dir of its own (next to ours), so it never waits on our lock.
 //! The wasm target is added with rustup when missing. When the component cannot be built (no
@@ -43,6 +43,8 @@ fn main() {
                 "mbk-snoop",
                 "-p",
                 "mbk-legacy",
+                "-p",
+                "mbk-flat",
             ],
         )
     };
@@ -55,7 +57,7 @@ fn main() {
         );
         std::fs::write(&out_file, b"").expect("write an empty component");
     }
-    for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop", "mbk_legacy"] {
+    for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop", "mbk_legacy", "mbk_flat"] {
         let dest = out_dir.join(format!("{name}.wasm"));
         let copied = built
             .clone()

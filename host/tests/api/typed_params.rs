@@ -2,7 +2,8 @@
 //! `GET /plugins/{id}` shows the declaration, and `POST`/`PUT /projects` refuse a variant's params
 //! that the plugin does not declare or whose value is not of its type (400 naming the param). A
 //! component of the frozen world 0.1.0 (`plugins/fixtures/legacy`) still registers and renders,
-//! with its params handed over unchecked. On both databases.
+//! with its params handed over unchecked, and one of the frozen 0.2.0 (`plugins/fixtures/flat`)
+//! with its params checked. On both databases.
 
 use mbk_host::db::users::Role;
 use serde_json::{Value, json};
@@ -10,10 +11,19 @@ use serde_json::{Value, json};
 use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests, drain, fixture};
 use crate::registry::{register, sepia, wasm};
 
-db_tests!(declared_params_are_shown_and_enforced, a_world_0_1_component_still_renders);
+db_tests!(
+    declared_params_are_shown_and_enforced,
+    a_world_0_1_component_still_renders,
+    a_world_0_2_component_still_renders
+);
 
 fn legacy() -> Vec<u8> {
     wasm(env!("MBK_TEST_LEGACY_WASM"))
+}
+
+/// A component of the frozen world 0.2.0 (`plugins/fixtures/flat`).
+fn flat() -> Vec<u8> {
+    wasm(env!("MBK_TEST_FLAT_WASM"))
 }
 
 fn variant(name: &str, plugin: &str, params: Value) -> Value {
@@ -133,4 +143,36 @@ async fn a_world_0_1_component_still_renders(db: DbKind) {
     }
     assert!(spreads[0].is_some_and(|s| s <= 2), "the 0.1.0 plugin saw its param and rendered grey: {spreads:?}");
     assert!(spreads[1].is_some_and(|s| s > 30), "the photo has colour: {spreads:?}");
+}
+
+async fn a_world_0_2_component_still_renders(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let (_, ada) = app.user_with_token("ada", Role::Admin).await;
+    let flat = registered(&app, &ada, flat(), "flat").await;
+    assert_eq!(flat["world"], "mbk:plugin/plugin@0.2.0", "{flat}");
+    assert_eq!(flat["params"][0]["name"], "shade", "{flat}");
+
+    // Its declaration is enforced; a gravity it cannot know of is no error (its crops are its own).
+    let why = refused(&app, &ada, vec![variant("flat", "flat", json!({"shade": "300"}))]).await;
+    assert!(why.starts_with("settings.variants[0].params.shade"), "{why}");
+    let mut flat_variant = variant("flat", "flat", json!({"shade": "200"}));
+    flat_variant["gravity"] = json!("attention");
+    let body = json!({"name": "p", "settings": {"variants": [flat_variant]}});
+    let made = app.post_json("/projects", Some(&ada), &body).await;
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.expect("json");
+    let (_, key) = app.create_key(&ada, made["id"].as_str().expect("id")).await;
+    let file: Value =
+        app.upload("/upload/image", &key, "p.jpg", fixture("photo.jpg")).await.json().await.expect("json");
+    drain(&app).await;
+    let path = format!("/files/{}", file["id"].as_str().expect("id"));
+    let file: Value = app.get_with_key(&path, &key).await.json().await.expect("json");
+    let v = &file["variants"]["flat"];
+    assert_eq!((&v["status"], &v["plugin"]["name"]), (&json!("ready"), &json!("flat")), "{file}");
+    let response = app.get_with_key(&format!("{path}/content?variant=flat"), &key).await;
+    let img = image::load_from_memory(&response.bytes().await.expect("bytes")).expect("a PNG").to_rgb8();
+    assert_eq!(img.dimensions(), (64, 48));
+    assert!(img.pixels().all(|p| p.0 == [200, 200, 200]), "the 0.2.0 plugin read its param");
+    // No variant used the builtin, which analysed the image all the same, in a call of its own.
+    assert!(file["blurhash"].is_string() && file["metadata"].is_object(), "{file}");
 }

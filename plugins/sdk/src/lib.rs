@@ -47,6 +47,9 @@ pub use mbk_standard::{
 /// What a render function answers: one result per spec, or why none could be rendered.
 pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, RenderError>;
 
+/// A render function that also says what the original is (see [`Plugin::render_analysed`]).
+pub type RenderAnalysed = fn(&[u8], u64, &[Spec]) -> Result<Output, RenderError>;
+
 /// A plugin, as [`component!`] exports it.
 pub struct Plugin {
     /// What `info()` says (the host keeps the name it is registered under).
@@ -59,7 +62,7 @@ pub struct Plugin {
     /// Called instead of `render` when the host asks what the image is as well (placeholders,
     /// frames, metadata: the host asks the standard plugin only). `None`: `render`, and no
     /// analysis.
-    pub render_analysed: Option<fn(&[u8], u64, &[Spec]) -> Result<Output, RenderError>>,
+    pub render_analysed: Option<RenderAnalysed>,
     /// Hand encoding to the host's native encoders (the world's `codecs`): the same formats and
     /// quality, about twice as fast for WebP and AVIF as encoding inside the sandbox. Decoding
     /// the untrusted original stays inside either way.
