@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{DbKind, StoreKind, TestApp, db_tests, drain, fixture};
 
-db_tests!(placeholders_frames_and_metadata, gps_only_where_kept);
+db_tests!(placeholders_frames_and_metadata, gps_only_where_kept, a_sync_analyses_images_from_before);
 
 /// `photo.jpg` with a camera's EXIF, written by exiftool.
 fn camera_photo() -> Vec<u8> {
@@ -135,4 +135,31 @@ async fn gps_only_where_kept(db: DbKind) {
     let project: Value =
         app.get_as(&format!("/projects/{}", tenant.project_id), Some(&tenant.token)).await.json().await.expect("json");
     assert_eq!(project["settings"]["keep_gps"], json!(true), "the setting is shown: {project}");
+}
+
+/// An image stored before analyses existed (its `analysis` NULL, as migration 0014 left every
+/// row) gets one from the project's sync, though none of its variants changed.
+async fn a_sync_analyses_images_from_before(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let tenant = app.project_with_key(Value::Null).await;
+    let file = ready_file(&app, &tenant.key, "IMG_4321.jpg", camera_photo()).await;
+    let id = file["id"].as_str().expect("id");
+    assert!(file["blurhash"].is_string(), "{file}");
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    mbk_host::dispatch!(&app.state.db, |pool| {
+        sqlx::query("UPDATE files SET analysis = NULL WHERE id = $1").bind(uuid).execute(pool).await.map(|_| ())
+    })
+    .expect("forget the analysis");
+    let before: Value = app.get_with_key(&format!("/files/{id}"), &tenant.key).await.json().await.expect("json");
+    assert_eq!(before["blurhash"], Value::Null, "{before}");
+
+    let sync =
+        app.post_json(&format!("/projects/{}/sync-variants", tenant.project_id), Some(&tenant.token), &json!({})).await;
+    assert_eq!(sync.status(), 202);
+    drain(&app).await;
+    let after: Value = app.get_with_key(&format!("/files/{id}"), &tenant.key).await.json().await.expect("json");
+    // Analysed again (from a smaller decode than the variants needed, so not bit for bit alike).
+    assert!(after["blurhash"].is_string() && after["thumbhash"].is_string(), "{after}");
+    assert_eq!(after["metadata"]["camera_model"], json!("Canon EOS R5"));
+    assert_eq!(after["variants"], before["variants"], "nothing else was rendered");
 }
