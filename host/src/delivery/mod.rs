@@ -22,11 +22,14 @@ use crate::storage::BlobKey;
 /// Keys never change content: a public blob may be cached forever.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// The URLs of one project's blobs, in one answer.
+/// The URLs of one project's blobs, in one answer (and the one other setting of how its File
+/// answers look: whether they show GPS).
 pub struct Links<'a> {
     state: &'a AppState,
     /// `Some(ttl)`: the project is private, its URLs signed for that long.
     signed_for: Option<Duration>,
+    /// The project's `keep_gps` now: turning it off hides positions analysed before.
+    pub keep_gps: bool,
 }
 
 impl<'a> Links<'a> {
@@ -34,7 +37,7 @@ impl<'a> Links<'a> {
         let settings = &project.settings;
         let signed_for = (settings.visibility == Visibility::Private)
             .then(|| Duration::from_secs(u64::from(settings.url_ttl_seconds)));
-        Links { state, signed_for }
+        Links { state, signed_for, keep_gps: settings.keep_gps }
     }
 
     /// The links of the live project `id`'s blobs.

@@ -100,23 +100,23 @@ pub struct ImageFacts {
 }
 
 impl ImageFacts {
-    /// The facts of an image's row; `None` for a plain file. A stored value that does not parse
-    /// (it never should) reads as not analysed.
-    pub fn of(file: &FileRow) -> Option<ImageFacts> {
+    /// The facts of an image's row, GPS only while its project `keep_gps`; `None` for a plain
+    /// file. A stored value that does not parse (it never should) reads as not analysed.
+    pub fn of(file: &FileRow, keep_gps: bool) -> Option<ImageFacts> {
         if file.kind != "image" {
             return None;
         }
         let stored: Option<Stored> = file.analysis.as_deref().and_then(|json| serde_json::from_str(json).ok());
         let focal_point = focal_point(file);
         Some(match stored {
-            Some(s) => ImageFacts {
+            Some(mut s) => ImageFacts {
                 animated: Some(s.frames > 1),
                 frames: Some(s.frames),
                 blurhash: Some(s.blurhash),
                 thumbhash: Some(s.thumbhash),
                 dominant_color: Some(s.dominant_color),
                 focal_point,
-                metadata: Some(s.metadata),
+                metadata: Some(MetadataView { gps: s.metadata.gps.take().filter(|_| keep_gps), ..s.metadata }),
             },
             None => ImageFacts { focal_point, ..ImageFacts::default() },
         })

@@ -111,7 +111,7 @@ impl FileView {
     /// The answer for `stored`, its URLs as `links` makes them (signed for a private project).
     pub async fn new(stored: StoredFile, links: &Links<'_>) -> crate::error::Result<FileView> {
         let f = stored.file;
-        let image = ImageFacts::of(&f);
+        let image = ImageFacts::of(&f, links.keep_gps);
         let mut variants = BTreeMap::new();
         for v in stored.variants {
             let auto = v.format == VariantFormat::AUTO;

@@ -153,7 +153,8 @@ pub async fn render_with_outdated(
     files::set_status(&state.db, file.id, status).await?;
     if file.status == FileStatus::Processing {
         let event = if all_failed { Event::FileFailed } else { Event::FileReady };
-        let settled = FileRow { status, ..file.clone() };
+        // Read again: the render has just kept the file's analysis.
+        let settled = files::find(&state.db, file.id).await?.unwrap_or_else(|| FileRow { status, ..file.clone() });
         announce(state, project, &StoredFile { file: settled, variants: all, job_id: None }, event).await;
     }
     let Tally { rendered, failed, reason } = tally;
@@ -222,12 +223,14 @@ async fn render_group(
             return Ok(nothing);
         }
     };
-    let analysed = match (analysis, work.first()) {
-        (Some(analysis), Some(planned)) => keep_analysis(state, project, planned.variant.file_id, analysis).await?,
-        _ => false,
-    };
     // Results come only from a plugin that ran, so `made_by` is known here.
     let Some((plugin_row, digest)) = made_by else { return Ok(nothing) };
+    // Only the builtin's word on what the image is counts. Analysed (even when what it said was
+    // refused): asking again in this job would be refused the same way.
+    let analysed = plugin_row.builtin && analysis.is_some();
+    if let (true, Some(analysis), Some(planned)) = (plugin_row.builtin, analysis, work.first()) {
+        keep_analysis(state, project, planned.variant.file_id, analysis).await?;
+    }
     let mut results = results.into_iter();
     for planned in work {
         // One result per spec, in order: an `auto` variant is ready only when every sibling is.

@@ -333,7 +333,11 @@ impl PluginEngine {
             Ok((answer, store.data().limiter.peak as u64))
         });
         match called {
-            Ok((answer, peak)) => (Self::results(answer, specs.len()), Some(peak)),
+            // What was not asked for is not taken: only the builtin is asked for an analysis.
+            Ok((answer, peak)) => {
+                let answer = answer.map(|(variants, analysis)| (variants, analysis.filter(|_| analyse)));
+                (Self::results(answer, specs.len()), Some(peak))
+            }
             Err(failure) => (Err(failure), None),
         }
     }

@@ -72,6 +72,14 @@ async fn attention_and_focal_points_move_the_crop(db: DbKind) {
     assert_eq!(patched["focal_point"], json!({"x": 0.1, "y": 0.5}), "{patched}");
     assert!(patched["job_id"].is_string(), "a re-render was queued: {patched}");
     drain(&app).await;
+    let jobs: Value = app.get_with_key("/jobs?per_page=100", &tenant.key).await.json().await.expect("json");
+    let job = jobs["items"].as_array().expect("items").iter().find(|j| j["id"] == patched["job_id"]).expect("listed");
+    assert_eq!(job["status"], json!("completed"), "{job}");
+    assert_eq!(
+        (&job["report"]["rerendered"], &job["report"]["unchanged"]),
+        (&json!(1), &json!(3)),
+        "only the focal crop: {job}"
+    );
     let after: Value = app.get_with_key(&format!("/files/{id}"), &tenant.key).await.json().await.expect("json");
     let kept = subject_pixels(&app, &tenant.key, &id, "focal").await;
     assert!(kept > 1000, "the focal crop holds the subject now: {kept} red pixels");

@@ -135,6 +135,15 @@ async fn gps_only_where_kept(db: DbKind) {
     let project: Value =
         app.get_as(&format!("/projects/{}", tenant.project_id), Some(&tenant.token)).await.json().await.expect("json");
     assert_eq!(project["settings"]["keep_gps"], json!(true), "the setting is shown: {project}");
+
+    // Turned off: positions analysed before are hidden at once.
+    let off = json!({"settings": {"variants": variants}});
+    let updated = app.put_json(&format!("/projects/{}", tenant.project_id), Some(&tenant.token), &off).await;
+    assert_eq!(updated.status(), 200);
+    let path = format!("/files/{}", file["id"].as_str().expect("id"));
+    let hidden: Value = app.get_with_key(&path, &tenant.key).await.json().await.expect("json");
+    assert!(hidden["metadata"].get("gps").is_none(), "{hidden}");
+    assert_eq!(hidden["metadata"]["camera_make"], json!("Canon"));
 }
 
 /// An image stored before analyses existed (its `analysis` NULL, as migration 0014 left every
@@ -156,7 +165,11 @@ async fn a_sync_analyses_images_from_before(db: DbKind) {
     let sync =
         app.post_json(&format!("/projects/{}/sync-variants", tenant.project_id), Some(&tenant.token), &json!({})).await;
     assert_eq!(sync.status(), 202);
+    let sync: Value = sync.json().await.expect("json");
     drain(&app).await;
+    let jobs: Value = app.get_with_key("/jobs?per_page=100", &tenant.key).await.json().await.expect("json");
+    let job = jobs["items"].as_array().expect("items").iter().find(|j| j["id"] == sync["job_id"]).expect("listed");
+    assert_eq!((&job["report"]["rerendered"], &job["report"]["unchanged"]), (&json!(0), &json!(2)), "{job}");
     let after: Value = app.get_with_key(&format!("/files/{id}"), &tenant.key).await.json().await.expect("json");
     // Analysed again (from a smaller decode than the variants needed, so not bit for bit alike).
     assert!(after["blurhash"].is_string() && after["thumbhash"].is_string(), "{after}");

@@ -165,6 +165,7 @@ async fn deliveries_are_signed_retried_and_listed(db: DbKind, store: StoreKind) 
     let ready = bodies.iter().find(|b| b["type"] == "file.ready").expect("file.ready was delivered");
     assert_eq!((&ready["data"]["id"], &ready["data"]["status"]), (&json!(file_id), &json!("ready")), "{ready}");
     assert_eq!(ready["data"]["variants"]["thumbnail"]["status"], json!("ready"), "{ready}");
+    assert!(ready["data"]["blurhash"].is_string(), "file.ready tells what the image is: {ready}");
     let mut variants: Vec<&str> = bodies
         .iter()
         .filter(|b| b["type"] == "variant.ready")

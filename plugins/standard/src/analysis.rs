@@ -45,18 +45,20 @@ pub fn shrunk(source: &Decoded, longest: u32) -> (u32, u32, Vec<u8>) {
     let scale = (f64::from(longest) / f64::from(source.width.max(source.height))).min(1.0);
     let width = ((f64::from(source.width) * scale).round() as u32).clamp(1, longest);
     let height = ((f64::from(source.height) * scale).round() as u32).clamp(1, longest);
-    let rgba: Vec<u8> = if source.has_alpha {
-        source.pixels.clone()
-    } else {
-        source.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
-    };
+    // Shrunk as decoded (no full-size copy: a large photo is most of the sandbox's memory),
+    // then made RGBA at the small size.
+    let pixel_type = if source.has_alpha { fr::PixelType::U8x4 } else { fr::PixelType::U8x3 };
     let resized =
-        fr::images::ImageRef::new(source.width, source.height, &rgba, fr::PixelType::U8x4).ok().and_then(|src| {
-            let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x4);
+        fr::images::ImageRef::new(source.width, source.height, &source.pixels, pixel_type).ok().and_then(|src| {
+            let mut dst = fr::images::Image::new(width, height, pixel_type);
             let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Box));
             fr::Resizer::new().resize(&src, &mut dst, &options).ok().map(|()| dst.into_vec())
         });
-    match resized {
+    let rgba = |pixels: Vec<u8>| match source.has_alpha {
+        true => pixels,
+        false => pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+    };
+    match resized.map(rgba) {
         Some(pixels) => (width, height, pixels),
         // A buffer that does not match its size (never from `decode`): one grey pixel.
         None => (1, 1, vec![128, 128, 128, 255]),
@@ -118,6 +120,18 @@ mod tests {
         let [r, g, b] = analysis.dominant_color;
         assert!((80..=200).contains(&r) && (60..=160).contains(&g) && b == 90, "{r} {g} {b}");
         assert_eq!(analysis.frames, 1, "a still, whatever the bytes");
+    }
+
+    #[test]
+    fn slivers_and_single_pixels_are_analysed_without_a_panic() {
+        for (w, h) in [(1, 1), (1, 300), (300, 1), (10_000, 2), (2, 10_000)] {
+            let source = Decoded { width: w, height: h, pixels: vec![77; (w * h * 3) as usize], has_alpha: false };
+            let analysis = analyse(&source, b"", None);
+            assert!(!analysis.blurhash.is_empty() && !analysis.thumbhash.is_empty(), "{w}x{h}");
+            assert_eq!(analysis.dominant_color, [77, 77, 77], "{w}x{h}");
+            let centre = crate::gravity::Saliency::of(&source).best_centre((0.5, 0.5));
+            assert_eq!(centre, (0.5, 0.5), "{w}x{h}: nothing stands out in a flat picture");
+        }
     }
 
     #[test]

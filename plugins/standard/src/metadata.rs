@@ -130,9 +130,15 @@ fn iso_8601(at: &str, offset: Option<&str>) -> Option<String> {
         return None;
     }
     let mut out = format!("{}-{}-{}T{}", &at[0..4], &at[5..7], &at[8..10], &at[11..19]);
-    if let Some(offset) =
-        offset.filter(|o| o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":")
-    {
+    // `+02:00`, checked byte by byte: a camera's text may be anything, multibyte included.
+    let offset_shaped = |o: &&str| {
+        let b = o.as_bytes();
+        b.len() == 6
+            && matches!(b[0], b'+' | b'-')
+            && b[3] == b':'
+            && [1, 2, 4, 5].iter().all(|&i| b[i].is_ascii_digit())
+    };
+    if let Some(offset) = offset.filter(offset_shaped) {
         out.push_str(offset);
     }
     Some(out)
@@ -152,6 +158,9 @@ mod tests {
         assert_eq!(iso_8601("2024:05:01 13:45:10", None).as_deref(), Some("2024-05-01T13:45:10"));
         assert_eq!(iso_8601("2024:05:01 13:45:10", Some("+02:00")).as_deref(), Some("2024-05-01T13:45:10+02:00"));
         assert_eq!(iso_8601("2024:05:01 13:45:10", Some("junk")).as_deref(), Some("2024-05-01T13:45:10"));
+        assert_eq!(iso_8601("2024:05:01 13:45:10", Some("+0é00")).as_deref(), Some("2024-05-01T13:45:10"));
+        assert_eq!(iso_8601("2024:05:01 13:45:10", Some("+ab:cd")).as_deref(), Some("2024-05-01T13:45:10"));
+        assert_eq!(iso_8601("2024:05:01 13:45:1é", None), None, "multibyte where a digit belongs");
         assert_eq!(iso_8601("0000:00:00 00:00:00", None), None);
         assert_eq!(iso_8601("    :  :     :  :  ", None), None);
         assert_eq!(iso_8601("2024-05", None), None);
