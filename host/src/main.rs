@@ -134,6 +134,9 @@ fn main() -> ExitCode {
             Command::Openapi | Command::Plugin { .. } | Command::Bench { .. } => Ok(()),
         }
     });
+    // Whatever blocking work is still running (a component compile a stop did not wait for) is
+    // given a moment, then left: a stopping process owes it nothing.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
@@ -177,10 +180,13 @@ async fn run(config: Config, api: bool, workers: bool) -> anyhow::Result<()> {
         tasks.spawn(async move {
             // Compiling the standard component is CPU work: not on the async runtime. The
             // renderer shares the App's plugin engine: one pool and one epoch thread per process.
+            // A stop meanwhile does not wait for it (see `main`: the compile is abandoned).
             let app = state.clone();
-            let renderer = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::for_app(&app))
-                .await
-                .context("the renderer's set-up panicked")??;
+            let setup = tokio::task::spawn_blocking(move || mbk_host::pipeline::Renderer::for_app(&app));
+            let renderer = tokio::select! {
+                made = setup => made.context("the renderer's set-up panicked")??,
+                () = stop.cancelled() => return Ok(()),
+            };
             let worker = mbk_host::jobs::Worker::new(state.clone(), std::sync::Arc::new(renderer));
             worker.run(state.config.worker_concurrency, stop).await;
             Ok(())
