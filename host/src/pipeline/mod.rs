@@ -6,6 +6,7 @@
 //! failure.
 
 mod alpha;
+mod analysed;
 pub mod bench;
 pub mod metering;
 pub mod provenance;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::metering::{self, Meter};
 use super::stored::{self, Planned};
-use super::{Renderer, alpha, provenance};
+use super::{Renderer, alpha, analysed, provenance};
 use crate::AppState;
 use crate::db::files::{self, FileRow, Provenance, VariantRow};
 use crate::db::plugin_runs::{self, NewPluginRun};
@@ -26,9 +26,9 @@ use crate::files::service::StoredFile;
 use crate::files::view::announce;
 use crate::plugins::registry::{self, Unavailable};
 use crate::plugins::{Output, PluginFailure, RenderError, RenderOutput, Rendered, Spec};
+use crate::projects::VariantSpec;
 use crate::projects::service::Project;
 use crate::projects::variant_gravity::FocalPoint;
-use crate::projects::{VariantSpec, settings::STANDARD_PLUGIN};
 use crate::storage::{self, BlobKey};
 use crate::webhooks::{self, Event};
 
@@ -131,7 +131,7 @@ pub async fn render_with_outdated(
                 // Not when every variant failed (the original does not decode) or the budget is spent.
                 let all_failed = tally.failed > 0 && tally.rendered == 0;
                 if unanalysed && !analysed && !all_failed {
-                    analyse_only(state, renderer, project, file, original).await?;
+                    analysed::analyse_only(state, renderer, project, file, original).await?;
                 }
             }
             // Gone from the store (not unreachable): no retry brings it back.
@@ -229,7 +229,7 @@ async fn render_group(
     // refused): asking again in this job would be refused the same way.
     let analysed = plugin_row.builtin && analysis.is_some();
     if let (true, Some(analysis), Some(planned)) = (plugin_row.builtin, analysis, work.first()) {
-        keep_analysis(state, project, planned.variant.file_id, analysis).await?;
+        analysed::keep(state, project, planned.variant.file_id, analysis).await?;
     }
     let mut results = results.into_iter();
     for planned in work {
@@ -262,47 +262,6 @@ async fn render_group(
     Ok(GroupOutcome::Done { analysed })
 }
 
-/// The analysis of an image whose job renders nothing with the standard plugin: one call of it
-/// with no variants (the decode at its smallest scale). Its failure costs the image only its
-/// placeholders and metadata, never its variants: logged, not retried.
-async fn analyse_only(
-    state: &AppState,
-    renderer: &Arc<Renderer>,
-    project: &Project,
-    file: &FileRow,
-    original: Bytes,
-) -> Result<(), Retry> {
-    let budget = project.settings.quotas.max_render_seconds_per_day;
-    if metering::over_budget(&state.db, project.row.id, budget).await?.is_some() {
-        return Ok(());
-    }
-    let (output, _) = run_plugin(state, renderer, (project, STANDARD_PLUGIN), original, Vec::new()).await?;
-    match output {
-        Ok(Output { analysis: Some(analysis), .. }) => {
-            keep_analysis(state, project, file.id, analysis).await?;
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(file = %file.id, error = %e, "the image could not be analysed"),
-    }
-    Ok(())
-}
-
-/// Keeps what the plugin saw of the file (checked; GPS only when the project keeps it). False
-/// when the analysis was refused (it does not describe an image) or the file is gone.
-async fn keep_analysis(
-    state: &AppState,
-    project: &Project,
-    file_id: uuid::Uuid,
-    analysis: crate::plugins::Analysis,
-) -> Result<bool, sqlx::Error> {
-    let Some(stored) = crate::files::analysis::to_stored(analysis, project.settings.keep_gps) else {
-        tracing::warn!(file = %file_id, "the plugin's analysis was refused");
-        return Ok(false);
-    };
-    let json = serde_json::to_string(&stored).unwrap_or_default();
-    crate::db::file_analysis::set_analysis(&state.db, file_id, &json).await
-}
-
 /// A variant's render failed: `failed` with the reason, unless it was rendered before (an
 /// outdated one rendering again), which keeps serving what it had.
 async fn fail_unless_ready(
@@ -325,7 +284,7 @@ async fn fail_unless_ready(
 /// the plugin that ran with the digest of what ran ("native" for the standard plugin rendered
 /// natively). A plugin that cannot be had fails its variants; one that is not reachable now
 /// (store, database, sandboxes) is a retry.
-async fn run_plugin(
+pub(super) async fn run_plugin(
     state: &AppState,
     renderer: &Arc<Renderer>,
     (project, plugin): (&Project, &str),
