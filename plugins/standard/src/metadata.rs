@@ -35,10 +35,29 @@ pub struct Gps {
 
 /// The metadata of `input`'s EXIF (empty when it has none).
 pub fn read(input: &[u8]) -> Metadata {
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(input)) else {
-        return Metadata::default();
-    };
-    from_exif(&exif)
+    let reader = exif::Reader::new();
+    let exif = reader
+        .read_from_container(&mut std::io::Cursor::new(input))
+        .ok()
+        .or_else(|| reader.read_raw(isobmff_exif(input)?.to_vec()).ok());
+    exif.map(|exif| from_exif(&exif)).unwrap_or_default()
+}
+
+/// The most EXIF a HEIF/AVIF file is searched for, from its TIFF header on.
+const MAX_ISOBMFF_EXIF: usize = 4 << 20;
+
+/// The TIFF structure of a HEIF or AVIF file's `Exif` item, found by its `Exif\0\0` prefix and
+/// TIFF header: kamadak-exif refuses an item over 128 KiB, and phones write bigger ones (a
+/// Xiaomi's holds a 190 KB thumbnail). The offsets inside are relative to the TIFF header, so
+/// what follows the item does no harm.
+fn isobmff_exif(input: &[u8]) -> Option<&[u8]> {
+    if input.get(4..8) != Some(&b"ftyp"[..]) {
+        return None;
+    }
+    let at =
+        input.windows(10).position(|w| &w[..6] == b"Exif\0\0" && (&w[6..] == b"MM\0\x2a" || &w[6..] == b"II\x2a\0"))?
+            + 6;
+    Some(&input[at..input.len().min(at + MAX_ISOBMFF_EXIF)])
 }
 
 fn from_exif(exif: &Exif) -> Metadata {
@@ -170,5 +189,19 @@ mod tests {
     fn no_exif_is_no_metadata() {
         assert_eq!(read(b"not an image"), Metadata::default());
         assert_eq!(read(b"\xFF\xD8\xFF\xD9"), Metadata::default());
+    }
+
+    #[test]
+    fn a_heif_exif_item_over_128_kib_is_read() {
+        // TIFF: header, one IFD with Make (ASCII, 7 bytes at offset 26), then a big "thumbnail".
+        let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        tiff.extend_from_slice(&[0x01, 0x0F, 0, 2, 0, 0, 0, 7, 0, 0, 0, 26, 0, 0, 0, 0]);
+        tiff.extend_from_slice(b"Xiaomi\0");
+        tiff.resize(tiff.len() + 200_000, 0);
+        let mut heif = b"\0\0\0\x10ftypheic\0\0\0\0\0\0\0\x08mdat".to_vec();
+        heif.extend_from_slice(b"\0\0\0\x06Exif\0\0");
+        heif.extend_from_slice(&tiff);
+        assert_eq!(read(&heif).camera_make.as_deref(), Some("Xiaomi"));
+        assert_eq!(read(&heif[4..]).camera_make, None, "only in an ISOBMFF file");
     }
 }
