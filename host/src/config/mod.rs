@@ -113,6 +113,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Images with more pixels than this are refused at upload (decompression bombs).
     pub max_image_pixels: u64,
+    /// Frames of an animation its WebP variants keep (`MAX_ANIMATION_FRAMES`); longer ones, and
+    /// ones over `max_image_pixels` in all their frames, render their first frame.
+    pub max_animation_frames: u32,
     /// Identity settings; fixed in production, shortened by tests (expiry without sleeping).
     pub auth: AuthSettings,
     /// Queue timings and the cleanup's limits.
@@ -145,6 +148,7 @@ impl std::fmt::Debug for Config {
             .field("pipeline_engine", &self.pipeline_engine)
             .field("log_format", &self.log_format)
             .field("max_image_pixels", &self.max_image_pixels)
+            .field("max_animation_frames", &self.max_animation_frames)
             .field("auth", &self.auth)
             .field("jobs", &self.jobs)
             .field("server", &self.server)
@@ -210,6 +214,12 @@ impl Config {
         let stale_after_secs = parse_number("JOB_STALE_AFTER_SECS", get("JOB_STALE_AFTER_SECS"), 60, 1..=86_400)?;
         let max_image_pixels =
             parse_number("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS"), 100_000_000, 1..=10_000_000_000)?;
+        let max_animation_frames = parse_number(
+            "MAX_ANIMATION_FRAMES",
+            get("MAX_ANIMATION_FRAMES"),
+            u64::from(mbk_standard::Limits::DEFAULT_MAX_FRAMES),
+            1..=100_000,
+        )? as u32; // within the range
         let pipeline_engine = match get("PIPELINE_ENGINE").as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("auto") => PipelineEngine::Auto,
             Some("wasm") => PipelineEngine::Wasm,
@@ -291,6 +301,7 @@ impl Config {
             pipeline_engine,
             log_format,
             max_image_pixels,
+            max_animation_frames,
             auth: AuthSettings::default(),
             jobs: JobSettings { stale_after: Duration::from_secs(stale_after_secs), ..JobSettings::default() },
             server: ServerSettings { max_connections: max_connections as usize, ..ServerSettings::default() },

@@ -17,7 +17,7 @@ use anyhow::Context;
 
 use super::Renderer;
 use crate::config::PipelineEngine;
-use crate::plugins::{Fit, Format, PluginSettings, Spec};
+use crate::plugins::{Fit, Format, Limits, PluginSettings, Spec};
 
 const MAX_PIXELS: u64 = 100_000_000;
 
@@ -157,7 +157,7 @@ fn sandbox_only_table(
     for (name, how, input) in &inputs {
         let size = imagesize::blob_size(input).map(|s| format!("{}x{}", s.width, s.height)).unwrap_or_default();
         let (time, _) = time_render(wasm, input, thumb, runs)?;
-        let peak = wasm.render_standard_metered(input, MAX_PIXELS, thumb, false).1;
+        let peak = wasm.render_standard_metered(input, Limits::pixels(MAX_PIXELS), thumb, false).1;
         let peak = peak.map(|b| format!("{:.0}", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "–".into());
         let refused = native.render_standard(input, MAX_PIXELS, thumb).map(|r| r.iter().all(|r| r.is_err()));
         let native_answer = if refused.unwrap_or(true) { "unsupported" } else { "rendered" };

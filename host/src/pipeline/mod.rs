@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use crate::config::PipelineEngine;
 use crate::plugins::{
-    CompiledPlugin, Fit, Output, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderOutput, RenderResults,
-    Rendered, Spec,
+    CompiledPlugin, Fit, Limits, Output, PluginEngine, PluginFailure, PluginSettings, RenderError, RenderOutput,
+    RenderResults, Rendered, Spec,
 };
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
@@ -88,25 +88,23 @@ impl Renderer {
 
     /// Renders with the standard plugin. CPU-bound: call from a blocking thread.
     pub fn render_standard(&self, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_standard_metered(input, max_pixels, specs, false).0.map(|out| out.variants)
+        self.render_standard_metered(input, Limits::pixels(max_pixels), specs, false).0.map(|out| out.variants)
     }
 
-    /// [`Renderer::render_standard`], with the analysis of the original when `analyse`, and the
-    /// call's peak linear memory (in the sandbox).
+    /// [`Renderer::render_standard`] within every limit of `limits` (frames too), with the
+    /// analysis of the original when `analyse`, and the call's peak linear memory (in the sandbox).
     pub fn render_standard_metered(
         &self,
         input: &[u8],
-        max_pixels: u64,
+        limits: Limits,
         specs: &[Spec],
         analyse: bool,
     ) -> (RenderOutput, Option<u64>) {
         let (name, (output, peak)) = match &self.standard {
-            Some(component) => {
-                ("mbk-standard", self.plugins.render_metered(component, input, max_pixels, specs, analyse))
-            }
+            Some(component) => ("mbk-standard", self.plugins.render_metered(component, input, limits, specs, analyse)),
             None => {
                 let output =
-                    mbk_standard::render_analysed(input, max_pixels, specs, analyse).map_err(PluginFailure::Render);
+                    mbk_standard::render_analysed(input, limits, specs, analyse).map_err(PluginFailure::Render);
                 ("mbk-standard (native)", (output, None))
             }
         };
@@ -115,18 +113,18 @@ impl Renderer {
 
     /// Renders with a custom plugin, in the sandbox, with no fallback. CPU-bound.
     pub fn render_with(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_with_metered(plugin, input, max_pixels, specs).0.map(|out| out.variants)
+        self.render_with_metered(plugin, input, Limits::pixels(max_pixels), specs).0.map(|out| out.variants)
     }
 
-    /// [`Renderer::render_with`], and the call's peak linear memory.
+    /// [`Renderer::render_with`] within every limit of `limits`, and the call's peak linear memory.
     pub fn render_with_metered(
         &self,
         plugin: &CompiledPlugin,
         input: &[u8],
-        max_pixels: u64,
+        limits: Limits,
         specs: &[Spec],
     ) -> (RenderOutput, Option<u64>) {
-        let (output, peak) = self.plugins.render_metered(plugin, input, max_pixels, specs, false);
+        let (output, peak) = self.plugins.render_metered(plugin, input, limits, specs, false);
         (counted(&plugin.info.name, output).map(|r| checked(specs, r)), peak)
     }
 }

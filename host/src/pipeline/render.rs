@@ -25,7 +25,7 @@ use crate::db::status::{FileStatus, VariantStatus};
 use crate::files::service::StoredFile;
 use crate::files::view::announce;
 use crate::plugins::registry::{self, Unavailable};
-use crate::plugins::{Output, PluginFailure, RenderError, RenderOutput, Rendered, Spec};
+use crate::plugins::{Limits, Output, PluginFailure, RenderError, RenderOutput, Rendered, Spec};
 use crate::projects::VariantSpec;
 use crate::projects::service::Project;
 use crate::projects::variant_gravity::FocalPoint;
@@ -291,7 +291,7 @@ pub(super) async fn run_plugin(
     original: Bytes,
     specs: Vec<Spec>,
 ) -> Result<(RenderOutput, Option<(PluginRow, String)>), Retry> {
-    let max_pixels = state.config.max_image_pixels;
+    let limits = Limits { max_pixels: state.config.max_image_pixels, max_frames: state.config.max_animation_frames };
     let engine = Arc::clone(renderer);
     let variants = specs.len() as i32;
     let row = match registry::resolve(&state.db, project.row.owner_id, plugin).await? {
@@ -303,7 +303,7 @@ pub(super) async fn run_plugin(
             renderer.standard_component().map(|c| c.sha256.clone()).unwrap_or_else(|| provenance::NATIVE.into());
         // The standard plugin says what the image is in the same call (one decode).
         let (results, meter) =
-            off_runtime(move || engine.render_standard_metered(&original, max_pixels, &specs, true)).await;
+            off_runtime(move || engine.render_standard_metered(&original, limits, &specs, true)).await;
         record_run(state, project, (&row, &digest), variants, meter).await?;
         return Ok((results, Some((row, digest))));
     }
@@ -311,7 +311,7 @@ pub(super) async fn run_plugin(
         Ok(compiled) => {
             let digest = compiled.sha256.clone();
             let (results, meter) =
-                off_runtime(move || engine.render_with_metered(&compiled, &original, max_pixels, &specs)).await;
+                off_runtime(move || engine.render_with_metered(&compiled, &original, limits, &specs)).await;
             record_run(state, project, (&row, &digest), variants, meter).await?;
             Ok((results, Some((row, digest))))
         }

@@ -12,7 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::host_calls::HostState;
-use super::{Analysis, PluginInfo, RenderError, Rendered, Spec};
+use super::{Analysis, Limits, PluginInfo, RenderError, Rendered, Spec};
 
 /// The worlds, newest first.
 pub const WORLD: &str = "mbk:plugin/plugin@0.3.0";
@@ -98,12 +98,13 @@ impl Exports {
         })
     }
 
-    /// `render()` of a fresh instance; `analyse` asks a 0.3.0 component for the analysis too.
+    /// `render()` of a fresh instance; `analyse` asks a 0.3.0 component for the analysis too
+    /// (and only 0.3.0 hears of the frame limit).
     pub(super) async fn render(
         &self,
         store: &mut Store<HostState>,
         input: &[u8],
-        max_pixels: u64,
+        limits: Limits,
         specs: &[Spec],
         analyse: bool,
     ) -> wasmtime::Result<Answer> {
@@ -113,25 +114,29 @@ impl Exports {
             };
         }
         macro_rules! instance {
-            ($world:ident, $pre:expr) => {{
+            ($world:ident, $pre:expr, $limits:expr) => {{
                 use $world::mbk::plugin::types as wit;
                 let specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
-                ($pre.instantiate_async(&mut *store).await?, wit::DecodeLimits { max_pixels }, specs)
+                ($pre.instantiate_async(&mut *store).await?, $limits, specs)
             }};
         }
+        let Limits { max_pixels, max_frames } = limits;
         Ok(match self {
             Exports::V0_3(pre) => {
-                let (instance, limits, specs) = instance!(v0_3, pre);
+                let limits = v0_3::mbk::plugin::types::DecodeLimits { max_pixels, max_frames };
+                let (instance, limits, specs) = instance!(v0_3, pre, limits);
                 let answer = instance.call_render(store, input, limits, &specs, analyse).await?;
                 answer.map(|set| (variants!(set.variants), set.analysis.map(Analysis::from))).map_err(RenderError::from)
             }
             Exports::V0_2(pre) => {
-                let (instance, limits, specs) = instance!(v0_2, pre);
+                let limits = v0_2::mbk::plugin::types::DecodeLimits { max_pixels };
+                let (instance, limits, specs) = instance!(v0_2, pre, limits);
                 let answer = instance.call_render(store, input, limits, &specs).await?;
                 answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
             }
             Exports::V0_1(pre) => {
-                let (instance, limits, specs) = instance!(v0_1, pre);
+                let limits = v0_1::mbk::plugin::types::DecodeLimits { max_pixels };
+                let (instance, limits, specs) = instance!(v0_1, pre, limits);
                 let answer = instance.call_render(store, input, limits, &specs).await?;
                 answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
             }

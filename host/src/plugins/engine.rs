@@ -34,7 +34,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use super::bindings::{Answer, Exports, v0_1, v0_2, v0_3};
 use super::host_calls::HostState;
-use super::{Output, Param, RenderError, Rendered, Spec};
+use super::{Limits, Output, Param, RenderError, Rendered, Spec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
@@ -310,16 +310,17 @@ impl PluginEngine {
     /// Renders `specs` from `input` in a fresh sandbox. CPU-bound and blocking: call it from a
     /// blocking thread (`spawn_blocking`) or outside async code, never on an async worker.
     pub fn render(&self, plugin: &CompiledPlugin, input: &[u8], max_pixels: u64, specs: &[Spec]) -> RenderResults {
-        self.render_metered(plugin, input, max_pixels, specs, false).0.map(|out| out.variants)
+        self.render_metered(plugin, input, Limits::pixels(max_pixels), specs, false).0.map(|out| out.variants)
     }
 
     /// [`PluginEngine::render`], with the analysis when `analyse` (from a 0.3.0 component
-    /// willing to give it), and the peak linear memory of the call when it answered.
+    /// willing to give it), every limit of `limits` (frames too), and the peak linear memory of
+    /// the call when it answered.
     pub fn render_metered(
         &self,
         plugin: &CompiledPlugin,
         input: &[u8],
-        max_pixels: u64,
+        limits: Limits,
         specs: &[Spec],
         analyse: bool,
     ) -> (RenderOutput, Option<u64>) {
@@ -327,7 +328,7 @@ impl PluginEngine {
             let (mut store, stderr) = self.store(&plugin.info.name);
             let answer = plugin
                 .pre
-                .render(&mut store, input, max_pixels, specs, analyse)
+                .render(&mut store, input, limits, specs, analyse)
                 .await
                 .map_err(|e| self.failure(&store, &stderr, e))?;
             Ok((answer, store.data().limiter.peak as u64))

@@ -20,4 +20,4 @@ pub use engine::{
     CompiledPlugin, PluginEngine, PluginFailure, PluginInfo, PluginSettings, RenderOutput, RenderResults,
 };
 pub use mbk_standard::params::{Param, ParamType};
-pub use mbk_standard::{Analysis, Fit, Format, Gps, Gravity, Metadata, Output, RenderError, Rendered, Spec};
+pub use mbk_standard::{Analysis, Fit, Format, Gps, Gravity, Limits, Metadata, Output, RenderError, Rendered, Spec};

@@ -6,6 +6,7 @@
 
 mod abuse;
 mod active_content;
+mod animation;
 mod author;
 mod auto_formats;
 mod caps;

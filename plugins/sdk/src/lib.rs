@@ -41,14 +41,15 @@
 pub use mbk_standard::decode::Decoded;
 pub use mbk_standard::params::{Param, ParamType};
 pub use mbk_standard::{
-    self as standard, Analysis, Fit, Format, Gravity, Output, RenderError, Rendered, Spec, render_filtered,
+    self as standard, Analysis, Fit, Format, Gravity, Limits, Output, RenderError, Rendered, Spec, render_filtered,
 };
 
 /// What a render function answers: one result per spec, or why none could be rendered.
 pub type RenderResults = Result<Vec<Result<Rendered, RenderError>>, RenderError>;
 
-/// A render function that also says what the original is (see [`Plugin::render_analysed`]).
-pub type RenderAnalysed = fn(&[u8], u64, &[Spec]) -> Result<Output, RenderError>;
+/// A render function that takes every limit and, when its last argument asks, also says what
+/// the original is (see [`Plugin::render_analysed`]).
+pub type RenderAnalysed = fn(&[u8], Limits, &[Spec], bool) -> Result<Output, RenderError>;
 
 /// A plugin, as [`component!`] exports it.
 pub struct Plugin {
@@ -59,9 +60,9 @@ pub struct Plugin {
     pub params: Vec<Param>,
     /// Called once per image with every spec the project names for it (one decode).
     pub render: fn(&[u8], u64, &[Spec]) -> RenderResults,
-    /// Called instead of `render` when the host asks what the image is as well (placeholders,
-    /// frames, metadata: the host asks the standard plugin only). `None`: `render`, and no
-    /// analysis.
+    /// Called instead of `render` when present: with every decode limit (frames too), and asked
+    /// to say what the image is as well when the host asks (placeholders, frames, metadata: the
+    /// host asks the standard plugin only). `None`: `render`, and no analysis.
     pub render_analysed: Option<RenderAnalysed>,
     /// Hand encoding to the host's native encoders (the world's `codecs`): the same formats and
     /// quality, about twice as fast for WebP and AVIF as encoding inside the sandbox. Decoding
@@ -243,8 +244,14 @@ macro_rules! component {
                             std_plugin::encode::use_encoder(host_encode);
                         }
                         let specs: Vec<std_plugin::Spec> = specs.into_iter().map(spec).collect();
-                        let output = match plugin.render_analysed.filter(|_| analyse) {
-                            Some(render_analysed) => render_analysed(&input, limits.max_pixels, &specs),
+                        let output = match plugin.render_analysed {
+                            Some(render_analysed) => {
+                                let limits = std_plugin::Limits {
+                                    max_pixels: limits.max_pixels,
+                                    max_frames: limits.max_frames,
+                                };
+                                render_analysed(&input, limits, &specs, analyse)
+                            }
                             None => (plugin.render)(&input, limits.max_pixels, &specs)
                                 .map(|variants| std_plugin::Output { variants, analysis: None }),
                         }

@@ -130,7 +130,7 @@ impl Input {
 /// Converts RGB(A) pixels described by the ICC profile `icc` to sRGB. Profiles that do not parse,
 /// are not RGB, or are sRGB already leave the pixels as they are (a bad profile must not fail a
 /// render that would otherwise succeed).
-fn to_srgb(image: &mut Decoded, icc: &[u8]) {
+pub(crate) fn to_srgb(image: &mut Decoded, icc: &[u8]) {
     use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
     let Ok(source) = ColorProfile::new_from_slice(icc) else { return };
     if source.color_space != DataColorSpace::Rgb {
@@ -240,7 +240,7 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-fn into_decoded(image: DynamicImage) -> Decoded {
+pub(crate) fn into_decoded(image: DynamicImage) -> Decoded {
     let (width, height) = (image.width(), image.height());
     if image.color().has_alpha() {
         let rgba = image.into_rgba8();

@@ -4,7 +4,7 @@
 /// The frames of `input`: at least 1.
 pub fn count(input: &[u8]) -> u32 {
     let frames = if input.starts_with(b"GIF8") {
-        gif(input)
+        gif(input).map(|blocks| blocks.frames)
     } else if input.len() >= 12 && &input[..4] == b"RIFF" && &input[8..12] == b"WEBP" {
         webp(input)
     } else {
@@ -13,9 +13,26 @@ pub fn count(input: &[u8]) -> u32 {
     frames.unwrap_or(0).max(1)
 }
 
-/// Walks the GIF's blocks; `None` where they stop making sense (what was counted is kept by the
-/// caller's `max(1)` only: a broken file is a still).
-fn gif(input: &[u8]) -> Option<u32> {
+/// How many times a GIF is played, as WebP's `ANIM` says it (0: forever). A GIF's `NETSCAPE2.0`
+/// loop count is of *repeats* (0 is forever), and a GIF without one plays once: what browsers
+/// do, and what libwebp's `gif2webp` writes.
+pub fn gif_plays(input: &[u8]) -> u16 {
+    match gif(input).and_then(|blocks| blocks.repeats) {
+        None => 1,
+        Some(0) => 0,
+        Some(repeats) => repeats.saturating_add(1),
+    }
+}
+
+/// What a walk over a GIF's blocks saw.
+struct GifBlocks {
+    frames: u32,
+    /// The `NETSCAPE2.0` application extension's loop count.
+    repeats: Option<u16>,
+}
+
+/// Walks the GIF's blocks; `None` where they stop making sense (a broken file is a still).
+fn gif(input: &[u8]) -> Option<GifBlocks> {
     let flags = *input.get(10)?;
     // Header (6), logical screen descriptor (7), then the global colour table if flagged.
     let mut at = 13 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
@@ -28,20 +45,28 @@ fn gif(input: &[u8]) -> Option<u32> {
             }
         }
     };
-    let mut frames = 0;
+    let mut blocks = GifBlocks { frames: 0, repeats: None };
     loop {
         match *input.get(at)? {
             // An image: descriptor (10), local colour table, LZW minimum code size, data.
             0x2C => {
-                frames += 1;
+                blocks.frames += 1;
                 let flags = *input.get(at + 9)?;
                 at += 10 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
                 at = skip_sub_blocks(at + 1)?;
             }
-            // An extension: label, then sub-blocks.
+            // An application extension: `NETSCAPE2.0`, then a sub-block `01 lo hi`.
+            0x21 if input.get(at + 1) == Some(&0xFF) => {
+                if input.get(at + 2..at + 14) == Some(&b"\x0BNETSCAPE2.0"[..])
+                    && input.get(at + 14..at + 16) == Some(&[3u8, 1][..])
+                {
+                    blocks.repeats = Some(u16::from_le_bytes([*input.get(at + 16)?, *input.get(at + 17)?]));
+                }
+                at = skip_sub_blocks(at + 2)?;
+            }
+            // Any other extension: label, then sub-blocks.
             0x21 => at = skip_sub_blocks(at + 2)?,
-            0x3B => return Some(frames),
-            _ => return Some(frames),
+            _ => return Some(blocks), // the trailer (0x3B), or where the file stops making sense
         }
     }
 }
@@ -66,8 +91,15 @@ mod tests {
     use super::*;
 
     fn gif_of(frames: usize) -> Vec<u8> {
+        gif_repeating(frames, None)
+    }
+
+    fn gif_repeating(frames: usize, repeat: Option<image::codecs::gif::Repeat>) -> Vec<u8> {
         let mut out = Vec::new();
         let mut encoder = image::codecs::gif::GifEncoder::new(&mut out);
+        if let Some(repeat) = repeat {
+            encoder.set_repeat(repeat).expect("a repeat");
+        }
         for i in 0..frames {
             let frame = image::RgbaImage::from_pixel(4, 3, image::Rgba([i as u8 * 40, 0, 0, 255]));
             encoder.encode_frame(image::Frame::new(frame)).expect("encodes");
@@ -82,6 +114,15 @@ mod tests {
         assert_eq!(count(&gif_of(3)), 3);
         let whole = gif_of(3);
         assert!(count(&whole[..whole.len() / 2]) >= 1, "a cut file is at least a still");
+    }
+
+    #[test]
+    fn gif_loops_become_webp_plays() {
+        use image::codecs::gif::Repeat;
+        assert_eq!(gif_plays(&gif_repeating(2, Some(Repeat::Infinite))), 0, "forever");
+        assert_eq!(gif_plays(&gif_repeating(2, Some(Repeat::Finite(2)))), 3, "twice repeated");
+        assert_eq!(gif_plays(&gif_repeating(2, None)), 1, "no NETSCAPE block: once");
+        assert_eq!(count(&gif_repeating(3, Some(Repeat::Infinite))), 3, "the extension is not a frame");
     }
 
     #[test]

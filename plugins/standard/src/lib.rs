@@ -11,6 +11,7 @@
 //! encode WebP with libwebp (C), wasm builds with a pure-Rust encoder (see `encode`).
 
 pub mod analysis;
+mod animation;
 #[cfg(any(target_arch = "wasm32", test))]
 mod avif;
 pub mod decode;
@@ -25,6 +26,7 @@ mod jxl;
 mod libwebp;
 pub mod metadata;
 pub mod params;
+mod webp_mux;
 
 use fast_image_resize as fr;
 
@@ -110,6 +112,26 @@ impl Format {
     }
 }
 
+/// What a render may decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Pixels of the picture; of all its frames together for an animation kept animated.
+    pub max_pixels: u64,
+    /// Frames of an animation kept animated (in WebP variants); a longer one, or one over
+    /// `max_pixels` in all, renders its first frame.
+    pub max_frames: u32,
+}
+
+impl Limits {
+    /// `MAX_ANIMATION_FRAMES`' default.
+    pub const DEFAULT_MAX_FRAMES: u32 = 500;
+
+    /// `max_pixels`, and the default frames.
+    pub fn pixels(max_pixels: u64) -> Self {
+        Limits { max_pixels, max_frames: Self::DEFAULT_MAX_FRAMES }
+    }
+}
+
 /// One variant to render (not `Eq`: a focal point is a float).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
@@ -166,8 +188,9 @@ impl std::fmt::Display for RenderError {
 
 impl std::error::Error for RenderError {}
 
-/// Decodes `input` once and renders every spec. The outer error means nothing could be
-/// rendered (the input itself is bad); inner errors belong to one spec each.
+/// Decodes `input` once and renders every spec (an animation's first frame). The outer error
+/// means nothing could be rendered (the input itself is bad); inner errors belong to one spec
+/// each.
 pub fn render(
     input: &[u8],
     max_pixels: u64,
@@ -177,25 +200,28 @@ pub fn render(
 }
 
 /// [`render`], and with `analyse` what the original is (placeholders, frames, metadata), from
-/// the same decode: what the host asks of the standard plugin for every image.
-pub fn render_analysed(input: &[u8], max_pixels: u64, specs: &[Spec], analyse: bool) -> Result<Output, RenderError> {
-    render_all(input, max_pixels, specs, analyse, |_| Ok(()))
+/// the same decode; an animated GIF or WebP stays animated in WebP variants, within `limits`:
+/// what the host asks of the standard plugin for every image.
+pub fn render_analysed(input: &[u8], limits: Limits, specs: &[Spec], analyse: bool) -> Result<Output, RenderError> {
+    render_all(input, limits, specs, analyse, |_| Ok(()))
 }
 
 /// [`render`] with a step of one's own between decoding and resizing: how a third-party plugin
-/// reuses this crate (see `plugins/examples/sepia`). `filter` sees the decoded, upright pixels.
+/// reuses this crate (see `plugins/examples/sepia`). `filter` sees the decoded, upright pixels
+/// (of an animation, the first frame: it is what every variant shows).
 pub fn render_filtered(
     input: &[u8],
     max_pixels: u64,
     specs: &[Spec],
     filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
 ) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
-    render_all(input, max_pixels, specs, false, filter).map(|out| out.variants)
+    let still = Limits { max_pixels, max_frames: 1 };
+    render_all(input, still, specs, false, filter).map(|out| out.variants)
 }
 
 fn render_all(
     input: &[u8],
-    max_pixels: u64,
+    limits: Limits,
     specs: &[Spec],
     analyse: bool,
     filter: impl FnOnce(&mut decode::Decoded) -> Result<(), RenderError>,
@@ -212,7 +238,7 @@ fn render_all(
         }
         (most > 0.0).then_some(most)
     };
-    let (mut source, full, profile) = decode::decode_described(input, max_pixels, &need)?;
+    let (mut source, full, profile) = decode::decode_described(input, limits.max_pixels, &need)?;
     let analysis = analyse.then(|| analysis::analyse(&source, input, profile));
     filter(&mut source)?;
     // Saliency is measured once, for every `attention` spec.
@@ -220,18 +246,33 @@ fn render_all(
         .iter()
         .any(|s| s.gravity == Gravity::Attention && s.fit == Fit::Cover)
         .then(|| gravity::Saliency::of(&source));
-    let variants = specs.iter().map(|spec| render_one(&source, full, spec, salient.as_ref())).collect();
+    let plans: Vec<_> = specs.iter().map(|spec| plan(full, spec, salient.as_ref())).collect();
+    let mut variants: Vec<Option<Result<Rendered, RenderError>>> = vec![None; specs.len()];
+    // WebP variants of an animation are animated, from every frame; should its frames not
+    // decode after all, they take the first frame as the other formats do.
+    let animated: Vec<usize> =
+        (0..specs.len()).filter(|&i| specs[i].format == Format::Webp && plans[i].is_ok()).collect();
+    if let Some(animation) = animation::Animation::of(input, limits, full).filter(|_| !animated.is_empty()) {
+        let jobs: Vec<animation::Job> =
+            animated.iter().map(|&i| (*plans[i].as_ref().expect("a plan"), specs[i].quality)).collect();
+        if let Ok(results) = animation.render(&jobs) {
+            for (&i, result) in animated.iter().zip(results) {
+                variants[i] = Some(result);
+            }
+        }
+    }
+    let variants = variants
+        .into_iter()
+        .zip(plans)
+        .zip(specs)
+        .map(|((done, plan), spec)| done.unwrap_or_else(|| render_still(&source, full, plan?, spec)))
+        .collect();
     Ok(Output { variants, analysis })
 }
 
-/// Renders one spec. `full` is the upright size of the full-resolution image: the plan is made
-/// against it (so sizes never depend on the decode scale), then mapped onto the decoded pixels.
-fn render_one(
-    source: &decode::Decoded,
-    full: (u32, u32),
-    spec: &Spec,
-    salient: Option<&gravity::Saliency>,
-) -> Result<Rendered, RenderError> {
+/// The plan of one spec against `full`, the upright size of the full-resolution image (so that
+/// sizes never depend on the decode scale).
+fn plan(full: (u32, u32), spec: &Spec, salient: Option<&gravity::Saliency>) -> Result<geometry::Plan, RenderError> {
     if !(1..=100).contains(&spec.quality) {
         return Err(RenderError::InvalidSpec(format!("quality must be 1..=100, got {}", spec.quality)));
     }
@@ -241,6 +282,17 @@ fn render_one(
         let centre = spec.gravity.centre(salient, &plan, full).map_err(RenderError::InvalidSpec)?;
         plan.crop = geometry::centred_on(plan.crop, full, centre);
     }
+    Ok(plan)
+}
+
+/// Renders one spec's `plan` (made against `full`) from the decoded pixels, mapping it onto
+/// them first.
+fn render_still(
+    source: &decode::Decoded,
+    full: (u32, u32),
+    mut plan: geometry::Plan,
+    spec: &Spec,
+) -> Result<Rendered, RenderError> {
     let (fx, fy) = (f64::from(source.width) / f64::from(full.0), f64::from(source.height) / f64::from(full.1));
     let (left, top, w, h) = plan.crop;
     plan.crop = (left * fx, top * fy, (w * fx).min(f64::from(source.width)), (h * fy).min(f64::from(source.height)));

@@ -10,7 +10,7 @@ mbk_plugin_sdk::component!(
         description: standard::DESCRIPTION,
         params: standard::params::standard(),
         render: standard::render,
-        render_analysed: Some(|input, max_pixels, specs| standard::render_analysed(input, max_pixels, specs, true)),
+        render_analysed: Some(standard::render_analysed),
         encode_on_host: true,
     },
     wit: "../../../wit",
