@@ -381,4 +381,39 @@ async fn metrics_show_requests_jobs_queue_and_plugin_runs(db: DbKind) {
     assert!(counter(&after, "mbk_plugin_runs_total{plugin=\"mbk-standard\",result=\"ok\"}") >= 2, "{after}");
     assert!(counter(&after, "mbk_job_runs_total{kind=\"process_image\",outcome=\"completed\"}") >= 2, "{after}");
     assert!(counter(&after, "mbk_http_request_duration_seconds_count") >= 3, "{after}");
+
+    // A real Prometheus parser reads both scrapes, and the counters moved between them.
+    let (before, after) = (prometheus_samples(&before), prometheus_samples(&after));
+    assert_eq!(after.get("mbk_queue_depth{}"), Some(&0.0), "{after:?}");
+    let sum = |samples: &std::collections::HashMap<String, f64>, name: &str, labels: &str| -> f64 {
+        samples.iter().filter(|(k, _)| k.starts_with(&format!("{name}{{")) && k.contains(labels)).map(|(_, v)| v).sum()
+    };
+    let completed = "kind=\"process_image\",outcome=\"completed\"";
+    assert!(sum(&after, "mbk_job_runs_total", completed) >= sum(&before, "mbk_job_runs_total", completed) + 2.0);
+    let ok = "plugin=\"mbk-standard\",result=\"ok\"";
+    assert!(sum(&after, "mbk_plugin_runs_total", ok) >= sum(&before, "mbk_plugin_runs_total", ok) + 2.0);
+    let requests = |s| sum(s, "mbk_http_request_duration_seconds_count", "");
+    assert!(requests(&after) > requests(&before), "the scrape itself is a request");
+}
+
+/// Every sample of a `/metrics` scrape, as prometheus_client's own text parser (PyPI, in the venv
+/// `scripts/test` makes) reads it: `name{label="value",...}` (labels sorted) to value. A scrape
+/// it refuses fails the test.
+fn prometheus_samples(scrape: &str) -> std::collections::HashMap<String, f64> {
+    use std::io::Write;
+    let python = std::env::var("MBK_TEST_PYTHON").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        panic!("MBK_TEST_PYTHON is not set: run the suite with scripts/test, which makes a venv with prometheus_client")
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/metrics/parse.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child.stdin.take().expect("stdin").write_all(scrape.as_bytes()).expect("write the scrape");
+    let out = child.wait_with_output().expect("the parser ends");
+    assert!(out.status.success(), "prometheus_client refuses the scrape:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the parser's JSON")
 }
