@@ -14,6 +14,7 @@ use crate::db::files::VariantRow;
 use crate::db::status::VariantStatus;
 use crate::db::{files, projects};
 use crate::error::{Error, Result};
+use crate::files::analysis::ImageFacts;
 use crate::projects::VariantFormat;
 use crate::projects::service::Project;
 use crate::projects::settings::Visibility;
@@ -57,7 +58,8 @@ pub async fn deliver(
         return Err(Error::NotFound(format!("variant {name:?} of file {file_id} is not rendered: {}", variant.status)));
     }
     let varies_by_accept = variant.format == VariantFormat::AUTO;
-    let key = BlobKey::parse(&sibling_for(&variant, accept))?;
+    let animated = ImageFacts::of(&file, false).and_then(|facts| facts.animated).unwrap_or(false);
+    let key = BlobKey::parse(&sibling_for(&variant, accept, animated))?;
     let store = state.store.as_ref();
     if project.settings.visibility == Visibility::Public {
         let redirect = (store.backend() != "filesystem").then(|| store.public_url(&key));
@@ -77,12 +79,15 @@ pub async fn deliver(
     Ok(Delivered { key, cache_control: format!("private, max-age={left}"), redirect, varies_by_accept })
 }
 
-/// The key to answer with: the variant's own, or the sibling `accept` takes best.
-fn sibling_for(variant: &VariantRow, accept: Option<&str>) -> String {
+/// The key to answer with: the variant's own, or the sibling `accept` takes best. Of an
+/// `animated` original only the WebP moves (the AVIF is its first frame), so it offers no AVIF.
+fn sibling_for(variant: &VariantRow, accept: Option<&str>, animated: bool) -> String {
     let siblings = variant.siblings();
     // Best first, as the render made them, the fallback (the row's own key) last.
-    let offered: Vec<&str> =
-        ["avif", "webp", "jpeg", "png"].into_iter().filter(|f| siblings.contains_key(*f)).collect();
+    let offered: Vec<&str> = ["avif", "webp", "jpeg", "png"]
+        .into_iter()
+        .filter(|f| siblings.contains_key(*f) && !(animated && *f == "avif"))
+        .collect();
     negotiate::choose(accept, &offered)
         .and_then(|format| siblings.get(format))
         .map_or_else(|| variant.storage_key.clone(), |sibling| sibling.key.clone())

@@ -35,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("file_id" = Uuid, Path), ("variant" = String, Path),
            ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
            ("sig" = Option<String>, Query, description = "Private projects: the URL's signature"),
-           ("Accept" = Option<String>, Header, description = "`format: \"auto\"` variants: AVIF to clients naming `image/avif`, else WebP to those naming `image/webp`, else the JPEG (PNG with alpha); q-values honoured. Answered with `Vary: Accept`"),
+           ("Accept" = Option<String>, Header, description = "`format: \"auto\"` variants: AVIF to clients naming `image/avif`, else WebP to those naming `image/webp`, else the JPEG (PNG with alpha); q-values honoured; an animated original offers no AVIF (only its WebP moves). Answered with `Vary: Accept`"),
            ("Range" = Option<String>, Header), ("If-None-Match" = Option<String>, Header)),
     responses(
         (status = 200, description = "The variant's bytes (filesystem)", content_type = "application/octet-stream"),

@@ -155,12 +155,26 @@ async fn a_gif_from_gifsicle_stays_animated(db: DbKind) {
     assert_eq!((reference.frames.len(), &reference.delays, reference.plays), (3, &vec![250; 3], 3), "libvips reads");
 
     let app = TestApp::spawn(db, StoreKind::Filesystem).await;
-    let tenant = app.project_with_key(json!({"variants": variants()})).await;
+    let mut variants = variants();
+    variants
+        .as_array_mut()
+        .expect("a list")
+        .push(json!({"name": "any", "width": 160, "height": null, "fit": "contain", "format": "auto", "quality": 80}));
+    let tenant = app.project_with_key(json!({"variants": variants})).await;
     let file = rendered(&app, &tenant.key, &gif).await;
     assert_eq!(
         (&file["mime_type"], &file["animated"], &file["frames"]),
         (&json!("image/gif"), &json!(true), &json!(3))
     );
+
+    // `format: "auto"`: the WebP moves and the AVIF would not, so Chrome's Accept gets the WebP.
+    let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+    let url = file["variants"]["any"]["url"].as_str().expect("the /v/ URL");
+    let any = app.client.get(url).header("accept", chrome).send().await.expect("get");
+    assert_eq!(any.headers()["content-type"], "image/webp", "{file}");
+    let any_webp = gif.with_extension("any.webp");
+    std::fs::write(&any_webp, any.bytes().await.expect("bytes")).expect("write");
+    assert_eq!(played(&any_webp).frames.len(), 3, "animated");
     assert_same_animation(&saved(&app, &tenant.key, &file, "moving", &gif).await, &reference, 6.0);
 
     // Every other format is the first frame at its exact size; so is the cover WebP animated.
