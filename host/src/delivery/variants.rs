@@ -58,7 +58,8 @@ pub async fn deliver(
         return Err(Error::NotFound(format!("variant {name:?} of file {file_id} is not rendered: {}", variant.status)));
     }
     let varies_by_accept = variant.format == VariantFormat::AUTO;
-    let animated = ImageFacts::of(&file, false).and_then(|facts| facts.animated).unwrap_or(false);
+    // Only an auto variant has siblings to choose from: the analysis is read for it alone.
+    let animated = varies_by_accept && ImageFacts::of(&file, false).and_then(|facts| facts.animated).unwrap_or(false);
     let key = BlobKey::parse(&sibling_for(&variant, accept, animated))?;
     let store = state.store.as_ref();
     if project.settings.visibility == Visibility::Public {

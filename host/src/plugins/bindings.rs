@@ -114,29 +114,29 @@ impl Exports {
             };
         }
         macro_rules! instance {
-            ($world:ident, $pre:expr, $limits:expr) => {{
+            ($world:ident, $pre:expr) => {{
                 use $world::mbk::plugin::types as wit;
                 let specs: Vec<wit::VariantSpec> = specs.iter().map(Into::into).collect();
-                ($pre.instantiate_async(&mut *store).await?, $limits, specs)
+                ($pre.instantiate_async(&mut *store).await?, specs)
             }};
         }
         let Limits { max_pixels, max_frames } = limits;
         Ok(match self {
             Exports::V0_3(pre) => {
                 let limits = v0_3::mbk::plugin::types::DecodeLimits { max_pixels, max_frames };
-                let (instance, limits, specs) = instance!(v0_3, pre, limits);
+                let (instance, specs) = instance!(v0_3, pre);
                 let answer = instance.call_render(store, input, limits, &specs, analyse).await?;
                 answer.map(|set| (variants!(set.variants), set.analysis.map(Analysis::from))).map_err(RenderError::from)
             }
             Exports::V0_2(pre) => {
                 let limits = v0_2::mbk::plugin::types::DecodeLimits { max_pixels };
-                let (instance, limits, specs) = instance!(v0_2, pre, limits);
+                let (instance, specs) = instance!(v0_2, pre);
                 let answer = instance.call_render(store, input, limits, &specs).await?;
                 answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
             }
             Exports::V0_1(pre) => {
                 let limits = v0_1::mbk::plugin::types::DecodeLimits { max_pixels };
-                let (instance, limits, specs) = instance!(v0_1, pre, limits);
+                let (instance, specs) = instance!(v0_1, pre);
                 let answer = instance.call_render(store, input, limits, &specs).await?;
                 answer.map(|results| (variants!(results), None)).map_err(RenderError::from)
             }

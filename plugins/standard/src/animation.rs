@@ -14,18 +14,41 @@ use image::metadata::{LoopCount, Orientation};
 use image::{AnimationDecoder, DynamicImage, Frames, ImageDecoder};
 
 use crate::webp_mux::AnimatedWebp;
-use crate::{Limits, RenderError, Rendered, decode, geometry::Plan};
+use crate::{Format, Limits, RenderError, Rendered, Spec, decode, geometry::Plan};
 
 /// A browser shows a GIF frame of 0 or 10 ms for 100 ms (such GIFs were made for that): the
 /// WebP says so, or it would play far faster than the GIF did.
 const GIF_SHORTEST_MS: u32 = 20;
 const GIF_STRETCHED_MS: u32 = 100;
 
+/// The animated renders of `specs`' WebP variants, by spec (`plans` made against `full`).
+/// `None` where a spec is not one, and for all of them when `input` is not an animation the
+/// limits keep or its frames do not decode after all: those take the first frame.
+pub(crate) fn webp_variants(
+    input: &[u8],
+    limits: Limits,
+    full: (u32, u32),
+    specs: &[Spec],
+    plans: &[Result<Plan, RenderError>],
+) -> Vec<Option<Result<Rendered, RenderError>>> {
+    let mut variants = vec![None; specs.len()];
+    let jobs: Vec<(usize, Job)> = (0..specs.len())
+        .filter(|&i| specs[i].format == Format::Webp)
+        .filter_map(|i| Some((i, (*plans[i].as_ref().ok()?, specs[i].quality))))
+        .collect();
+    let Some(animation) = Animation::of(input, limits, full).filter(|_| !jobs.is_empty()) else { return variants };
+    let Ok(results) = animation.render(&jobs.iter().map(|(_, job)| *job).collect::<Vec<_>>()) else { return variants };
+    for ((i, _), result) in jobs.iter().zip(results) {
+        variants[*i] = Some(result);
+    }
+    variants
+}
+
 /// One animated variant: its plan on the full canvas and its WebP quality.
-pub(crate) type Job = (Plan, u8);
+type Job = (Plan, u8);
 
 /// An animated original the limits allow.
-pub(crate) struct Animation<'a> {
+struct Animation<'a> {
     input: &'a [u8],
     gif: bool,
     frames: u32,
@@ -37,7 +60,7 @@ impl<'a> Animation<'a> {
     /// `input` as an animation: more than one frame, at most `max_frames` of them and at most
     /// `max_pixels` over all of them (how imgproxy bounds an animation's resolution). `None`
     /// for a still or an animation over the limits: its variants take the first frame.
-    pub(crate) fn of(input: &'a [u8], limits: Limits, canvas: (u32, u32)) -> Option<Self> {
+    fn of(input: &'a [u8], limits: Limits, canvas: (u32, u32)) -> Option<Self> {
         let frames = crate::frames::count(input);
         let pixels = u64::from(frames) * u64::from(canvas.0) * u64::from(canvas.1);
         let animated = frames > 1 && frames <= limits.max_frames && pixels <= limits.max_pixels;
@@ -47,7 +70,7 @@ impl<'a> Animation<'a> {
     /// Renders every job from every frame, one animated WebP per job. The outer error means the
     /// frames could not be decoded (the caller falls back to the first frame); inner errors
     /// belong to one job each.
-    pub(crate) fn render(&self, jobs: &[Job]) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
+    fn render(&self, jobs: &[Job]) -> Result<Vec<Result<Rendered, RenderError>>, RenderError> {
         let bad = |e: image::ImageError| RenderError::UnsupportedInput(format!("cannot decode the animation: {e}"));
         let (frames, orientation, icc, plays) = self.decoder().map_err(bad)?;
         let mut muxers: Vec<Result<AnimatedWebp, RenderError>> =
@@ -79,7 +102,7 @@ impl<'a> Animation<'a> {
                         plan.out_width,
                         plan.out_height,
                         canvas.has_alpha,
-                        crate::Format::Webp,
+                        Format::Webp,
                         *quality,
                     )
                 });

@@ -247,21 +247,9 @@ fn render_all(
         .any(|s| s.gravity == Gravity::Attention && s.fit == Fit::Cover)
         .then(|| gravity::Saliency::of(&source));
     let plans: Vec<_> = specs.iter().map(|spec| plan(full, spec, salient.as_ref())).collect();
-    let mut variants: Vec<Option<Result<Rendered, RenderError>>> = vec![None; specs.len()];
-    // WebP variants of an animation are animated, from every frame; should its frames not
-    // decode after all, they take the first frame as the other formats do.
-    let animated: Vec<usize> =
-        (0..specs.len()).filter(|&i| specs[i].format == Format::Webp && plans[i].is_ok()).collect();
-    if let Some(animation) = animation::Animation::of(input, limits, full).filter(|_| !animated.is_empty()) {
-        let jobs: Vec<animation::Job> =
-            animated.iter().map(|&i| (*plans[i].as_ref().expect("a plan"), specs[i].quality)).collect();
-        if let Ok(results) = animation.render(&jobs) {
-            for (&i, result) in animated.iter().zip(results) {
-                variants[i] = Some(result);
-            }
-        }
-    }
-    let variants = variants
+    // WebP variants of an animation are animated, from every frame; the rest take the first.
+    let animated = animation::webp_variants(input, limits, full, specs, &plans);
+    let variants = animated
         .into_iter()
         .zip(plans)
         .zip(specs)
