@@ -21,6 +21,20 @@ pub async fn visible(state: &AppState, caller: Caller, id: Uuid) -> Result<FileR
     Ok(file)
 }
 
+/// The project a list route (`/files`, `/jobs`) is about: `?project_id=`, or the key's own.
+/// A user token must name one.
+pub fn project_of(caller: Caller, raw: Option<&str>) -> Result<Uuid> {
+    match (raw, caller) {
+        (Some(raw), _) => {
+            Uuid::parse_str(raw).map_err(|_| Error::validation("project_id", format!("not a UUID: {raw:?}")))
+        }
+        (None, Caller::Key(key)) => Ok(key.project_id),
+        (None, Caller::User(_)) => {
+            Err(Error::validation("project_id", "required when authenticating with a user token"))
+        }
+    }
+}
+
 /// 404 unless `caller` may see the project (which must be live).
 pub async fn check_project_access(state: &AppState, caller: Caller, project_id: Uuid) -> Result<()> {
     let not_found = || Error::not_found("project", project_id);

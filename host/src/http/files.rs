@@ -68,15 +68,7 @@ async fn list_files(
         Some(k @ ("file" | "image")) => Some(k),
         Some(other) => return Err(Error::validation("kind", format!("must be file or image, got {other:?}")).into()),
     };
-    let project_id = match (q.project_id.as_deref(), caller) {
-        (Some(raw), _) => {
-            Uuid::parse_str(raw).map_err(|_| Error::validation("project_id", format!("not a UUID: {raw:?}")))?
-        }
-        (None, Caller::Key(key)) => key.project_id,
-        (None, Caller::User(_)) => {
-            return Err(Error::validation("project_id", "required when authenticating with a user token").into());
-        }
-    };
+    let project_id = access::project_of(caller, q.project_id.as_deref())?;
     access::check_project_access(&state, caller, project_id).await?;
     let (items, total) = access::list(&state, project_id, kind, page.limit(), page.offset()).await?;
     let links = Links::of_project(&state, project_id).await?;

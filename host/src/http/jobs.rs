@@ -1,4 +1,5 @@
-//! `GET /jobs`: a project's jobs, for its API key.
+//! `GET /jobs`: a project's jobs, for its API key, or for its owner (or su) with `?project_id=`
+//! (as `GET /files`: the console shows a project's jobs to a user of any role).
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use super::Json;
 use super::extract::Query;
 use super::pagination::{Paginated, Pagination};
 use crate::AppState;
-use crate::auth::ProjectKey;
+use crate::auth::Caller;
 use crate::db::jobs::{self, JobRow};
 use crate::db::plugin_runs::{self, PluginRunRow};
 use crate::db::status::JobStatus;
@@ -130,6 +131,9 @@ impl From<JobRow> for JobView {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobsQuery {
+    /// Required with a user token; implied by a project key.
+    #[param(value_type = Option<Uuid>)]
+    pub project_id: Option<String>,
     /// Only jobs in this status: `pending`, `processing`, `completed` or `failed`.
     pub status: Option<String>,
     #[param(value_type = Option<i64>, minimum = 1)]
@@ -149,22 +153,25 @@ pub fn parse_status(raw: Option<&str>) -> AppResult<Option<JobStatus>> {
     }
 }
 
-/// The jobs of the key's project, newest first.
+/// The jobs of a project (the key's, or `project_id` for its owner or su), newest first.
 #[utoipa::path(
-    get, path = "/jobs", tag = "jobs", security(("api_key" = [])), params(JobsQuery),
+    get, path = "/jobs", tag = "jobs", security(("api_key" = []), ("bearer" = [])), params(JobsQuery),
     responses(
         (status = 200, body = Paginated<JobView>),
-        (status = 400, description = "Unknown status or bad pagination", body = ErrorBody),
+        (status = 400, description = "Unknown status, bad project_id or bad pagination", body = ErrorBody),
         (status = 401, body = ErrorBody),
+        (status = 404, description = "A project the caller may not see", body = ErrorBody),
     )
 )]
 async fn list_jobs(
     State(state): State<AppState>,
-    key: ProjectKey,
+    caller: Caller,
     Query(query): Query<JobsQuery>,
 ) -> AppResult<Json<Paginated<JobView>>> {
     let status = parse_status(query.status.as_deref())?;
     let page = Pagination::parse(query.page.as_deref(), query.per_page.as_deref())?;
-    let (rows, total) = jobs::page(&state.db, key.project_id, status, page.limit(), page.offset()).await?;
+    let project_id = crate::files::access::project_of(caller, query.project_id.as_deref())?;
+    crate::files::access::check_project_access(&state, caller, project_id).await?;
+    let (rows, total) = jobs::page(&state.db, project_id, status, page.limit(), page.offset()).await?;
     Ok(Json(page.wrap(views(&state, rows).await?, total)))
 }

@@ -157,7 +157,7 @@ mod admin {
 
     use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests};
 
-    db_tests!(admin_jobs_group_by_project_and_follow_the_role_matrix);
+    db_tests!(admin_jobs_group_by_project_and_follow_the_role_matrix, owners_list_their_projects_jobs_with_a_token);
 
     async fn admin_jobs_group_by_project_and_follow_the_role_matrix(db: DbKind) {
         let app = TestApp::spawn(db, StoreKind::Filesystem).await;
@@ -205,6 +205,42 @@ mod admin {
         assert_error(app.get_as("/admin/jobs", Some("junk")).await, 401, "unauthorized").await;
         assert_error(app.get_as("/admin/jobs?status=stuck", Some(&su)).await, 400, "validation_failed").await;
         assert_error(app.get_as("/admin/jobs?per_page=0", Some(&su)).await, 400, "validation_failed").await;
+    }
+
+    /// `GET /jobs?project_id=` with a user token (what the console shows a `user`, who has no
+    /// `/admin/jobs`): the owner and su see the project's jobs; anyone else gets the same 404
+    /// as for a project that does not exist.
+    async fn owners_list_their_projects_jobs_with_a_token(db: DbKind) {
+        let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+        let (_, su) = app.user_with_token("root", Role::Su).await;
+        let (_, uma) = app.user_with_token("uma", Role::User).await;
+        let (_, eve) = app.user_with_token("eve", Role::User).await;
+        let project = app.create_project(&uma, "uma's").await;
+        let id = project["id"].as_str().expect("id").to_owned();
+        let pid = uuid::Uuid::parse_str(&id).expect("uuid");
+        jobs::insert(&app.state.db, Some(pid), None, "process_image").await.expect("job");
+        let done = jobs::insert(&app.state.db, Some(pid), None, "sync_project_variants").await.expect("job");
+        jobs::set_status(&app.state.db, done.id, JobStatus::Completed, 1, None).await.expect("update");
+
+        for token in [&uma, &su] {
+            let listed: Value =
+                app.get_as(&format!("/jobs?project_id={id}"), Some(token)).await.json().await.expect("json");
+            assert_eq!(listed["total"], 2, "{listed}");
+            assert_eq!(listed["items"][0]["id"], done.id.to_string(), "newest first");
+        }
+        let completed: Value = app
+            .get_as(&format!("/jobs?project_id={id}&status=completed"), Some(&uma))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(completed["total"], 1);
+        assert_error(app.get_as(&format!("/jobs?project_id={id}"), Some(&eve)).await, 404, "not_found").await;
+        let nobody = uuid::Uuid::now_v7();
+        assert_error(app.get_as(&format!("/jobs?project_id={nobody}"), Some(&uma)).await, 404, "not_found").await;
+        assert_error(app.get_as("/jobs", Some(&uma)).await, 400, "validation_failed").await;
+        assert_error(app.get_as("/jobs?project_id=nope", Some(&uma)).await, 400, "validation_failed").await;
+        assert_error(app.get_as(&format!("/jobs?project_id={id}"), None).await, 401, "unauthorized").await;
     }
 }
 
