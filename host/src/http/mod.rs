@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod body_guard;
+pub mod console;
 pub mod cors;
 pub mod direct;
 pub mod error;
@@ -64,6 +65,7 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         (name = "jobs", description = "Background jobs"),
         (name = "plugins", description = "The plugin registry (su or admin manage; anyone logged in lists)"),
         (name = "ops", description = "Health, readiness, metrics"),
+        (name = "console", description = "The web console for people (HTML over this API)"),
     )
 )]
 struct ApiDoc;
@@ -105,6 +107,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(plugins::router())
         .merge(webhooks::router())
         .merge(ops::router())
+        .merge(console::router())
 }
 
 /// The OpenAPI document of every route (also printed by `mbk-host openapi`).

@@ -11,6 +11,7 @@ mod author;
 mod auto_formats;
 mod caps;
 mod cli;
+mod console;
 mod crash;
 mod db;
 mod decoder_checks;
