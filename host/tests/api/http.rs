@@ -3,6 +3,7 @@
 use crate::helpers::{DbKind, StoreKind, TestApp, assert_error, db_tests};
 
 db_tests!(
+    swagger_ui_tries_a_route_in_a_browser,
     healthz_says_ok,
     readyz_names_the_backends,
     readyz_is_503_when_the_database_is_gone,
@@ -153,6 +154,31 @@ fn the_spec_is_valid_openapi_3_1() {
         .expect("the validator runs");
     let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.contains(": OK"), "openapi-spec-validator refuses the spec:\n{said}");
+}
+
+/// Swagger UI in a real browser (Debian's Chromium, driven by playwright-core from npm):
+/// Authorize with a bearer token, "Try it out" on `GET /auth/me`, and see 200 with the username
+/// (`tests/console/swagger.cjs`; its screenshot is kept in `artifacts/swagger/`).
+async fn swagger_ui_tries_a_route_in_a_browser(db: DbKind) {
+    let app = TestApp::spawn(db, StoreKind::Filesystem).await;
+    let (_, token) = app.user_with_token("swagger-reader", mbk_host::db::users::Role::User).await;
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf();
+    let shots = workspace.join("artifacts/swagger").join(format!("{db:?}").to_lowercase());
+    let out = tokio::process::Command::new("node")
+        .arg(workspace.join("host/tests/console/swagger.cjs"))
+        .env("MBK_SWAGGER_URL", &app.base)
+        .env("MBK_SWAGGER_TOKEN", &token)
+        .env("MBK_SWAGGER_USER", "swagger-reader")
+        .env("MBK_SWAGGER_SHOTS", &shots)
+        .env("MBK_TEST_NODE_MODULES", crate::console::node_modules())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "Swagger UI in the browser failed (see {}):\n{said}", shots.display());
+    assert!(said.contains(r#""status":200"#) && said.contains(r#""username":"swagger-reader""#), "{said}");
+    assert!(shots.join("swagger-auth-me.png").is_file(), "no screenshot");
 }
 
 async fn request_id_is_echoed_or_made(db: DbKind) {
