@@ -153,7 +153,7 @@ function variantRow(v, plugins) {
   const row = h(
     "tr",
     {},
-    cell("Variant name", h("input", { name: "name", value: v.name, required: true, pattern: "[a-z0-9_-]{1,32}", size: 10 })),
+    cell("Variant name", h("input", { name: "name", value: v.name, required: true, pattern: "[a-z0-9_\\-]{1,32}", size: 10 })),
     cell("Width", num("width", v.width, 1, 8192)),
     cell("Height", num("height", v.height, 1, 8192)),
     cell("Fit", choice("fit", FITS, v.fit)),

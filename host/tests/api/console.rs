@@ -66,7 +66,9 @@ fn host(cwd: &std::path::Path, db_url: &str, secret: &str, store: StoreKind, por
     cmd.env("DB_URL", db_url)
         .env("JWT_SECRET", secret)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"));
+        .env("PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+        // The webhook the browser adds points at this machine.
+        .env("WEBHOOK_ALLOW_PRIVATE", "true");
     if store == StoreKind::S3 {
         let s3 = s3_config();
         cmd.env("S3_BUCKET_NAME", s3.bucket)
@@ -112,6 +114,7 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
         .env("MBK_CONSOLE_PHOTOS", photos)
         .env("MBK_CONSOLE_SHOTS", &shots)
         .env("MBK_CONSOLE_PRIVATE", if private { "1" } else { "0" })
+        .env("MBK_CONSOLE_PLUGIN", env!("MBK_TEST_SEPIA_WASM"))
         .env("MBK_TEST_NODE_MODULES", node_modules())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -120,6 +123,8 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
         .await
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&browser.stdout);
+    // The refusals the flow met on purpose (bad password, short password…), for the log.
+    eprintln!("{}", String::from_utf8_lossy(&browser.stderr));
     assert!(
         browser.status.success(),
         "the browser flow failed (screenshots in {}):\n{}\n{stdout}\nhost log:\n{}",
@@ -129,7 +134,9 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
     );
     let report: Value = serde_json::from_str(stdout.lines().last().expect("a report")).expect("JSON report");
     let checked: Vec<&str> = report["checked"].as_array().expect("pages").iter().filter_map(Value::as_str).collect();
-    for page in ["login", "projects", "keys", "media", "file", "settings", "jobs", "admin-jobs", "plugins", "users"] {
+    for page in
+        ["login", "projects", "keys", "media", "file", "settings", "jobs", "webhooks", "admin-jobs", "plugins", "users"]
+    {
         assert!(checked.contains(&page), "axe did not check {page}: {checked:?}");
     }
     for shot in ["media-grid", "media-grid-phone", "file", "jobs"] {
@@ -200,6 +207,19 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
         .await
         .expect("an answer");
     assert_eq!(keys["total"], 1, "the key the console made: {keys}");
+    let hooks: Value = get(format!("/projects/{}/webhooks", project["id"].as_str().expect("present")))
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("an answer");
+    assert_eq!(hooks["items"][0]["url"], "http://127.0.0.1:9/hooks");
+    let plugins: Value = get("/plugins".into()).await.expect("an answer").json().await.expect("an answer");
+    let sepia = plugins.as_array().expect("list").iter().find(|p| p["name"] == "sepia").expect("sepia registered");
+    assert_eq!(sepia["version"], "1.0.0");
+    let users: Value = get("/users".into()).await.expect("an answer").json().await.expect("an answer");
+    let ada = users["items"].as_array().expect("users").iter().find(|u| u["username"] == "ada").expect("ada made");
+    assert_eq!(ada["role"], "admin");
 }
 
 async fn the_console_is_served_locked_down(db: DbKind) {

@@ -5,7 +5,8 @@
 //
 // Environment: MBK_CONSOLE_URL (the host), MBK_CONSOLE_USER / MBK_CONSOLE_PASSWORD (a su),
 // MBK_CONSOLE_PHOTOS (two paths, ":"-separated), MBK_CONSOLE_SHOTS (screenshot folder),
-// MBK_CONSOLE_PRIVATE (1: make the project private before uploading),
+// MBK_CONSOLE_PRIVATE (1: make the project private before uploading), MBK_CONSOLE_PLUGIN (a
+// plugin component to register),
 // MBK_TEST_NODE_MODULES (where scripts/test installed the npm packages).
 // Prints one JSON line at the end: {"project_id", "kept_file_id", "deleted_file_id", "checked"}.
 
@@ -63,9 +64,14 @@ async function main() {
   page.setDefaultTimeout(TIMEOUT);
   // A script error or a Content-Security-Policy refusal is a failure of the console.
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  // Refusals (4xx) are part of the flow, and the console shows them; a 5xx never is.
   page.on("console", (m) => {
-    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 40[14]/.test(m.text()))
+    if (m.type() === "error" && !/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text()))
       problems.push(`console error: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 500) problems.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
+    if (r.status() >= 400) console.error(`refused: ${r.request().method()} ${r.url()} ${r.status()}`);
   });
 
   // Log in.
@@ -198,13 +204,43 @@ async function main() {
   await page.getByRole("heading", { name: "Media", exact: true }).waitFor();
   await page.waitForFunction(() => document.querySelectorAll(".media-grid .tile").length === 1);
 
-  // The su's pages.
-  for (const [link, heading, name] of [["Jobs", "Jobs of every project", "admin-jobs"], ["Plugins", "Plugins", "plugins"], ["Users", "Users", "users"]]) {
-    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
-    await page.getByRole("heading", { name: heading, exact: true, level: 1 }).waitFor();
-    if (name === "plugins") await page.locator('[data-plugin="mbk-standard"]').getByText("builtin").waitFor();
-    await accessible(page, name);
-  }
+  // A webhook: its signing secret is shown once.
+  await go(page, `#/projects/${projectId}/webhooks`);
+  await page.getByLabel("Endpoint URL").fill("http://127.0.0.1:9/hooks");
+  await page.getByRole("button", { name: "Add webhook" }).click();
+  await page.getByRole("region", { name: "The webhook's secret" }).getByText(/^whsec_/).waitFor();
+  await page.getByRole("row", { name: /127\.0\.0\.1:9\/hooks/ }).waitFor();
+  await accessible(page, "webhooks");
+
+  // The su's pages: every project's jobs, plugins (register one), users (make one).
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "Jobs", exact: true }).click();
+  await page.getByRole("heading", { name: "Jobs of every project", exact: true, level: 1 }).waitFor();
+  await page.getByRole("region", { name: "Jobs of Holiday photos" }).waitFor();
+  await accessible(page, "admin-jobs");
+
+  await nav.getByRole("link", { name: "Plugins", exact: true }).click();
+  await page.getByRole("heading", { name: "Plugins", exact: true, level: 1 }).waitFor();
+  await page.locator('[data-plugin="mbk-standard"]').getByText("builtin").waitFor();
+  await page.getByLabel("Component (.wasm)").setInputFiles(process.env.MBK_CONSOLE_PLUGIN);
+  await page.getByLabel("Name", { exact: true }).fill("sepia");
+  await page.getByLabel("Version (semver)").fill("1.0.0");
+  await page.getByRole("button", { name: "Register" }).click();
+  // Its declared params are shown.
+  await page.locator('[data-plugin="sepia"]').getByRole("cell", { name: "strength", exact: true }).waitFor();
+  await accessible(page, "plugins");
+
+  await nav.getByRole("link", { name: "Users", exact: true }).click();
+  await page.getByRole("heading", { name: "Users", exact: true, level: 1 }).waitFor();
+  await page.getByLabel("Username").fill("ada");
+  await page.getByLabel("Password").fill("short");
+  await page.getByLabel("Role").selectOption("admin");
+  await page.getByRole("button", { name: "Create user" }).click();
+  await page.getByRole("alert").filter({ hasText: /password/i }).waitFor();
+  await page.getByLabel("Password").fill("a long enough password");
+  await page.getByRole("button", { name: "Create user" }).click();
+  await page.getByRole("row", { name: /ada/ }).getByText("admin").waitFor();
+  await accessible(page, "users");
 
   await page.getByRole("button", { name: "Log out" }).click();
   await page.getByRole("heading", { name: "Log in", exact: true }).waitFor();
