@@ -75,7 +75,7 @@ impl From<UserRow> for UserView {
 
 /// Log in with a username and password.
 #[utoipa::path(
-    post, path = "/auth/login", tag = "auth",
+    post, path = "/auth/login", tag = "auth", security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
@@ -97,7 +97,7 @@ async fn login(
 /// Exchange a refresh token for a new pair; the presented one is revoked. Presenting a revoked
 /// token revokes every refresh token of that login.
 #[utoipa::path(
-    post, path = "/auth/refresh", tag = "auth",
+    post, path = "/auth/refresh", tag = "auth", security(()),
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "Rotated", body = TokenResponse),
@@ -110,7 +110,7 @@ async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>
 
 /// Revoke a refresh token.
 #[utoipa::path(
-    post, path = "/auth/logout", tag = "auth",
+    post, path = "/auth/logout", tag = "auth", security(()),
     request_body = RefreshRequest,
     responses((status = 204, description = "The refresh token no longer works"), (status = 400, body = ErrorBody))
 )]

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// private: `exp`/`sig` signed over `/v/{file_id}/{variant}`. The filesystem store answers the
 /// bytes, S3 a 302 to the bucket.
 #[utoipa::path(
-    get, path = "/v/{file_id}/{variant}", tag = "files",
+    get, path = "/v/{file_id}/{variant}", tag = "files", security(()),
     params(("file_id" = Uuid, Path), ("variant" = String, Path),
            ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
            ("sig" = Option<String>, Query, description = "Private projects: the URL's signature"),
@@ -77,7 +77,7 @@ async fn get_variant(
 /// A stored object (filesystem backend only; on S3 the bucket serves these URLs): anyone's for a
 /// public project, only with a valid `exp`/`sig` for a private one.
 #[utoipa::path(
-    get, path = "/blobs/{key}", tag = "files",
+    get, path = "/blobs/{key}", tag = "files", security(()),
     params(("key" = String, Path, description = "Storage key, e.g. `my-app-0193…/images/thumbnail/0193….webp`"),
            ("exp" = Option<i64>, Query, description = "Private projects: when the signed URL expires (Unix seconds)"),
            ("sig" = Option<String>, Query, description = "Private projects: the URL's signature (base64url HMAC-SHA256)"),

@@ -45,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The console's page (log in, projects, media, jobs, plugins, users).
 #[utoipa::path(
-    get, path = "/console", tag = "console",
+    get, path = "/console", tag = "console", security(()),
     responses((status = 200, description = "The console's HTML page", content_type = "text/html"))
 )]
 async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -54,7 +54,7 @@ async fn console_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
 
 /// One of the console's scripts or its stylesheet.
 #[utoipa::path(
-    get, path = "/console/{asset}", tag = "console",
+    get, path = "/console/{asset}", tag = "console", security(()),
     params(("asset" = String, Path, description = "`app.js`, `console.css`, …")),
     responses(
         (status = 200, description = "The file", content_type = "text/javascript"),

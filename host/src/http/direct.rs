@@ -83,7 +83,7 @@ async fn create_upload_token(
 /// the token's `kind` says, within its `max_bytes` and `content_types`. The token is used up by
 /// this request whatever its outcome.
 #[utoipa::path(
-    post, path = "/upload/direct/{token}", tag = "upload",
+    post, path = "/upload/direct/{token}", tag = "upload", security(()),
     params(("token" = String, Path, description = "The token from `POST /upload-tokens`")),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(

@@ -53,6 +53,8 @@ pub const OPENAPI_PATH: &str = "/api-docs/openapi.json";
         title = "MediaBlobKit",
         description = "Upload files and images, get them stored safely, get image variants rendered by sandboxed WebAssembly plugins."
     ),
+    // Relative: the spec is served by the host it describes (Swagger UI tries routes there).
+    servers((url = "/", description = "This host")),
     paths(blobs::get_blob),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),

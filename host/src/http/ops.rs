@@ -29,7 +29,7 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "The process is alive", body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()), responses((status = 200, description = "The process is alive", body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -50,6 +50,7 @@ pub struct Readiness {
 #[utoipa::path(
     get,
     path = "/readyz",
+    security(()),
     tag = "ops",
     responses(
         (status = 200, description = "Database and storage answer", body = Readiness),

@@ -149,7 +149,7 @@ fn describe(headers: &mut HeaderMap, upload: &Upload) {
 /// Capabilities. `Tus-Max-Size` is given when the request's credentials name a project with a
 /// `max_file_bytes`.
 #[utoipa::path(
-    options, path = "/tus/", tag = "upload",
+    options, path = "/tus/", tag = "upload", security(()),
     params(
         ("X-API-Key" = Option<String>, Header, description = "A project key (optional: for `Tus-Max-Size`)"),
     ),
@@ -182,7 +182,7 @@ async fn capabilities(state: &AppState, mut parts: Parts) -> Response {
 
 /// Capabilities, as for the endpoint.
 #[utoipa::path(
-    options, path = "/tus/{id}", tag = "upload",
+    options, path = "/tus/{id}", tag = "upload", security(()),
     params(("id" = Uuid, Path, description = "The upload")),
     responses((status = 204, description = "Capabilities, as `OPTIONS /tus/`"))
 )]
