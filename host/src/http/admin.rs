@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Json;
 use super::extract::Query;
-use super::jobs::{JobView, parse_status};
+use super::jobs::{JobStatusFilter, JobView, parse_status};
 use super::pagination::{Paginated, Pagination};
 use crate::AppState;
 use crate::db::{jobs, projects};
@@ -25,9 +25,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct AdminJobsQuery {
     /// Only jobs in this status: `pending`, `processing`, `completed` or `failed`.
+    #[param(inline, value_type = Option<JobStatusFilter>)]
     pub status: Option<String>,
     /// Page of each project's job list (1-based).
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub page: Option<String>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,

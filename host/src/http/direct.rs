@@ -31,12 +31,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct UploadTokenRequest {
     /// `file` (stored as `/upload/file` stores), `image` (as `/upload/image`: an image only, its
     /// variants rendered) or `any` (an image when the bytes are one, a file otherwise).
-    #[schema(example = "image")]
+    #[schema(example = "image", pattern = "^(file|image|any)$")]
     pub kind: String,
     /// The largest upload the token takes (the project's `max_file_bytes` applies too).
     #[schema(example = 10485760, minimum = 1)]
     pub max_bytes: i64,
     /// Only these types, as sniffed from the bytes (e.g. `["image/jpeg", "image/png"]`).
+    #[schema(min_items = 1, max_items = 32)]
     pub content_types: Option<Vec<String>>,
     /// Seconds until the token expires, 1..=3600 (default 3600).
     #[schema(example = 600, minimum = 1, maximum = 3600)]

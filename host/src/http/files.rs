@@ -40,11 +40,21 @@ pub struct FilesQuery {
     #[param(value_type = Option<Uuid>)]
     pub project_id: Option<String>,
     /// `file` or `image`.
+    #[param(inline, value_type = Option<FileKindFilter>)]
     pub kind: Option<String>,
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub page: Option<String>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
+}
+
+/// The values of `?kind=` (documentation only: another value gets the contract's 400).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FileKindFilter {
+    File,
+    Image,
 }
 
 /// A project's files, newest first.

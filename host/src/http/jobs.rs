@@ -135,11 +135,24 @@ pub struct JobsQuery {
     #[param(value_type = Option<Uuid>)]
     pub project_id: Option<String>,
     /// Only jobs in this status: `pending`, `processing`, `completed` or `failed`.
+    #[param(inline, value_type = Option<JobStatusFilter>)]
     pub status: Option<String>,
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub page: Option<String>,
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
+}
+
+/// The values of `?status=` (documentation only: the handlers read a string, so that another
+/// value gets the contract's 400 naming `status`).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum JobStatusFilter {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
 }
 
 /// Parses `?status=` (absent: all); any other value is 400.

@@ -58,6 +58,17 @@ where
 
 /// Deserializes a JSON body, naming the offending field on a type error.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Every body of the API is an object; serde would also read a struct from an array
+    // (`[null, null]` as `{"name": null, "settings": null}`).
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        let malformed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err();
+        return Err(if malformed {
+            Error::Malformed("malformed JSON: not a JSON value".into()).into()
+        } else {
+            Error::validation("body", "must be a JSON object").into()
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         use serde_json::error::Category;
@@ -134,6 +145,15 @@ mod tests {
         assert_eq!(err.to_string(), "name: missing field `name`");
         let err = parse::<Body>(br#"{"name":"a","settings":{"variants":[{}]}}"#).expect_err("bad");
         assert_eq!(err.to_string(), "settings.variants[0].quality: missing field `quality`");
+    }
+
+    #[test]
+    fn a_body_is_an_object_never_an_array() {
+        for body in [&br#"[null, {"variants": []}]"#[..], b"[]", b" 42", br#""name""#] {
+            let err = parse::<Body>(body).expect_err("not an object");
+            assert_eq!(err.code(), "validation_failed", "{}", String::from_utf8_lossy(body));
+            assert_eq!(err.to_string(), "body: must be a JSON object");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod pagination;
 pub mod plugins;
 pub mod projects;
 pub mod server;
+mod spec;
 pub mod tus;
 pub mod upload;
 pub mod users;
@@ -114,42 +115,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route (also printed by `mbk-host openapi`).
 pub fn openapi() -> OpenApi {
-    described(api_routes().into_openapi())
-}
-
-/// `spec` with every response a route gave no description described by its status's reason
-/// phrase (`Not Found`): OpenAPI requires a description, and validators and client generators
-/// refuse a document without.
-fn described(mut spec: OpenApi) -> OpenApi {
-    for item in spec.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ];
-        for operation in operations.into_iter().flatten() {
-            for (status, response) in &mut operation.responses.responses {
-                let utoipa::openapi::RefOr::T(response) = response else { continue };
-                if response.description.is_empty() {
-                    let reason = status.parse().ok().and_then(|s| StatusCode::from_u16(s).ok());
-                    let reason = reason.and_then(|s| s.canonical_reason()).unwrap_or("The answer");
-                    response.description = reason.to_owned();
-                }
-            }
-        }
-    }
-    spec
+    spec::completed(api_routes().into_openapi())
 }
 
 /// The complete application router.
 pub fn router(state: AppState) -> Router {
     let (api, spec) = api_routes().split_for_parts();
-    let spec = described(spec);
+    let spec = spec::completed(spec);
     api.merge(SwaggerUi::new("/swagger-ui").url(OPENAPI_PATH, spec))
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(normalize_errors))

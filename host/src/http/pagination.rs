@@ -12,6 +12,9 @@ use crate::http::error::AppError;
 
 pub const DEFAULT_PER_PAGE: i64 = 20;
 pub const MAX_PER_PAGE: i64 = 100;
+/// The last page anyone may ask for: a round bound, exact in the spec's JSON numbers, whose
+/// offset (`page * per_page`) cannot overflow.
+pub const MAX_PAGE: i64 = 1_000_000_000_000_000;
 
 /// Validated page parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +28,7 @@ pub struct Pagination {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
-    #[param(value_type = Option<i64>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub page: Option<String>,
     /// Items per page, 1..=100 (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -42,7 +45,7 @@ impl Pagination {
             },
         };
         Ok(Pagination {
-            page: number("page", page, 1, i64::MAX / MAX_PER_PAGE)?,
+            page: number("page", page, 1, MAX_PAGE)?,
             per_page: number("per_page", per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
         })
     }

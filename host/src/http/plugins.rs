@@ -144,9 +144,11 @@ pub struct PluginForm {
     /// The WebAssembly component (at most 64 MiB).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    #[schema(example = "sepia")]
+    /// 1 to 64 of a-z, 0-9, `-` and `_`, starting with a letter or digit.
+    #[schema(example = "sepia", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     name: String,
-    #[schema(example = "1.0.0")]
+    /// 1 to 64 of letters, digits, `.`, `-`, `+` and `_` (semver: `1.2.0`).
+    #[schema(example = "1.0.0", pattern = "^[A-Za-z0-9.+_-]{1,64}$")]
     version: String,
 }
 

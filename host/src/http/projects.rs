@@ -84,7 +84,12 @@ impl ProjectView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProject {
-    #[schema(example = "My App")]
+    /// 1 to 100 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(
+        example = "My App",
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 100
+    )]
     pub name: String,
     /// Omitted: the default variants (`thumbnail` 150x150 cover webp 80, `medium` 800 wide contain webp 80).
     #[schema(value_type = Option<ProjectSettings>)]
@@ -93,6 +98,11 @@ pub struct CreateProject {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProject {
+    /// 1 to 100 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 100
+    )]
     pub name: Option<String>,
     /// Replaces the settings whole.
     #[schema(value_type = Option<ProjectSettings>)]
@@ -269,7 +279,12 @@ pub struct NewKeyView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateKey {
-    #[schema(example = "production")]
+    /// 1 to 100 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(
+        example = "production",
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 100
+    )]
     pub name: String,
 }
 

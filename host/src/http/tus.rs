@@ -51,10 +51,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
-/// `Tus-Resumable` on every answer; 412 for a request of another protocol version.
+/// `Tus-Resumable` on every answer; 412 for a tus request of another protocol version (a method
+/// tus does not use gets its 405 whatever the header says).
 async fn protocol(request: Request, next: Next) -> Response {
     let version = request.headers().get(&TUS_RESUMABLE).and_then(|v| v.to_str().ok());
-    let mut response = if request.method() == Method::OPTIONS || version == Some(tus::VERSION) {
+    // The endpoint takes POST (creation); an upload HEAD, PATCH and DELETE.
+    let endpoint = request.uri().path().trim_end_matches('/').ends_with("/tus");
+    let spoken = match *request.method() {
+        Method::POST => endpoint,
+        Method::HEAD | Method::PATCH | Method::DELETE => !endpoint,
+        _ => false,
+    };
+    let mut response = if !spoken || version == Some(tus::VERSION) {
         next.run(request).await
     } else {
         let message = format!("this server speaks tus {}: send Tus-Resumable: {}", tus::VERSION, tus::VERSION);
@@ -183,7 +191,8 @@ async fn capabilities(state: &AppState, mut parts: Parts) -> Response {
 /// Capabilities, as for the endpoint.
 #[utoipa::path(
     options, path = "/tus/{id}", tag = "upload", security(()),
-    params(("id" = Uuid, Path, description = "The upload")),
+    // Any id: a browser's preflight is answered before the upload is looked up.
+    params(("id" = String, Path, description = "The upload")),
     responses((status = 204, description = "Capabilities, as `OPTIONS /tus/`"))
 )]
 async fn upload_options(State(state): State<AppState>, parts: Parts) -> Response {
@@ -197,8 +206,8 @@ async fn upload_options(State(state): State<AppState>, parts: Parts) -> Response
 #[utoipa::path(
     post, path = "/tus/", tag = "upload", security(("api_key" = []), ("upload_token" = [])),
     params(
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
-        ("Upload-Length" = i64, Header, description = "The upload's size in bytes (`Upload-Defer-Length` is not supported)"),
+        ("Tus-Resumable" = String, Header, pattern = r"^1\.0\.0$", description = "`1.0.0`"),
+        ("Upload-Length" = i64, Header, minimum = 0, description = "The upload's size in bytes (`Upload-Defer-Length` is not supported)"),
         ("Upload-Metadata" = Option<String>, Header, description = "`filename <base64>,kind <base64>`"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "Optional: the first chunk"),
@@ -249,7 +258,7 @@ async fn create_upload(
     head, path = "/tus/{id}", tag = "upload", security(("api_key" = []), ("upload_token" = [])),
     params(
         ("id" = Uuid, Path, description = "The upload"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Tus-Resumable" = String, Header, pattern = r"^1\.0\.0$", description = "`1.0.0`"),
     ),
     responses(
         (status = 200, description = "The upload's state", headers(
@@ -289,8 +298,8 @@ async fn upload_status(
     patch, path = "/tus/{id}", tag = "upload", security(("api_key" = []), ("upload_token" = [])),
     params(
         ("id" = Uuid, Path, description = "The upload"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
-        ("Upload-Offset" = i64, Header, description = "Where this chunk starts: the upload's offset"),
+        ("Tus-Resumable" = String, Header, pattern = r"^1\.0\.0$", description = "`1.0.0`"),
+        ("Upload-Offset" = i64, Header, minimum = 0, description = "Where this chunk starts: the upload's offset"),
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
@@ -331,7 +340,7 @@ async fn append_chunk(
     delete, path = "/tus/{id}", tag = "upload", security(("api_key" = []), ("upload_token" = [])),
     params(
         ("id" = Uuid, Path, description = "The upload"),
-        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Tus-Resumable" = String, Header, pattern = r"^1\.0\.0$", description = "`1.0.0`"),
     ),
     responses(
         (status = 204, description = "Terminated"),

@@ -25,13 +25,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUser {
-    #[schema(example = "alice")]
+    /// 1 to 64 of letters, digits, `.`, `_`, `-` and `@`.
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
     /// At least 8 characters.
     #[schema(example = "correct horse battery staple", format = Password, min_length = 8)]
     pub password: String,
     /// `admin` or `user` (`su` is refused: su users come only from the CLI).
-    #[schema(example = "user")]
+    #[schema(example = "user", pattern = "^(admin|user)$")]
     pub role: String,
 }
 

@@ -201,6 +201,20 @@ impl ProjectSettings {
         if !value.is_object() {
             return Err(Error::validation(prefix, "must be an object with `variants` and/or `quotas`"));
         }
+        // The same inside: `quotas`, each variant and its `params` are objects, never arrays.
+        let not_object = |v: Option<&serde_json::Value>| v.is_some_and(|v| !v.is_object() && !v.is_null());
+        if not_object(value.get("quotas")) {
+            return Err(Error::validation(format!("{prefix}.quotas"), "must be an object"));
+        }
+        let variants = value.get("variants").and_then(|v| v.as_array()).map_or(&[][..], |v| v.as_slice());
+        for (i, variant) in variants.iter().enumerate() {
+            if !variant.is_object() {
+                return Err(Error::validation(format!("{prefix}.variants[{i}]"), "must be an object"));
+            }
+            if not_object(variant.get("params")) {
+                return Err(Error::validation(format!("{prefix}.variants[{i}].params"), "must be an object"));
+            }
+        }
         let settings: ProjectSettings = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { prefix.to_owned() } else { format!("{prefix}.{path}") };
@@ -302,6 +316,24 @@ mod tests {
 
     fn parse(value: serde_json::Value) -> Result<ProjectSettings, String> {
         ProjectSettings::from_json(value, "settings").map_err(|e| e.to_string())
+    }
+
+    /// serde reads a struct from an array too: settings refuse that at every level.
+    #[test]
+    fn quotas_variants_and_params_are_objects() {
+        let v = json!({"name": "t", "width": 10, "height": null, "fit": "contain", "format": "webp", "quality": 80});
+        assert_eq!(parse(json!({"quotas": [null, null]})).expect_err("refused"), "settings.quotas: must be an object");
+        assert_eq!(
+            parse(json!({"variants": [["t", 10]]})).expect_err("refused"),
+            "settings.variants[0]: must be an object"
+        );
+        let mut with_params = v.clone();
+        with_params["params"] = json!(["a"]);
+        assert_eq!(
+            parse(json!({"variants": [with_params]})).expect_err("refused"),
+            "settings.variants[0].params: must be an object"
+        );
+        assert!(parse(json!({"variants": [v]})).is_ok());
     }
 
     /// The schema lists `as_str` names; settings are read and written by serde: one set.
