@@ -12,6 +12,7 @@ mod auto_formats;
 mod caps;
 mod cli;
 mod console;
+mod contract;
 mod crash;
 mod db;
 mod decoder_checks;
