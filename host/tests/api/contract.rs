@@ -43,7 +43,10 @@ async fn schemathesis_finds_no_failure(db: DbKind, store: StoreKind) {
     let contract = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contract");
     // The venv's own `st` script, beside its python.
     let st = std::path::Path::new(&python).with_file_name("st");
+    // Its cache (`.schemathesis/`) goes to a folder of this test, not the clone.
+    let cwd = tempfile::tempdir().expect("tempdir");
     let out = tokio::process::Command::new(st)
+        .current_dir(cwd.path())
         .arg("--config-file")
         .arg(contract.join("schemathesis.toml"))
         .arg("run")
