@@ -187,15 +187,29 @@ async function main() {
   // Jobs: the sync completes, seen through the live refresh.
   await page.getByRole("link", { name: "Watch it in Jobs" }).click();
   await page.getByRole("heading", { name: "Jobs", exact: true, level: 2 }).waitFor();
-  await page.locator('tr:has-text("sync_project_variants") [data-job-status="completed"]').waitFor();
+  // The project's sync completes by queueing one job per file: wait until none is left.
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("tbody tr")];
+    const synced = rows.some((r) => r.textContent.includes("sync_project_variants") && r.querySelector('[data-job-status="completed"]'));
+    return synced && !document.querySelector('[data-job-status="pending"], [data-job-status="processing"]');
+  });
   await page.locator('tr:has-text("process_image") [data-job-status="completed"]').first().waitFor();
   if (!(await page.locator("tbody").textContent()).includes("mbk-standard")) fail("the jobs list shows no plugin runs");
   await accessible(page, "jobs");
   await shot(page, "jobs");
 
   // The file now has a 120x120 thumbnail.
-  await go(page, `#/files/${keptId}`);
-  await page.locator('.variant[data-variant=thumbnail][data-status="ready"]').filter({ hasText: "120×120" }).waitFor();
+  // As a person would: open the file again until the re-rendered thumbnail shows.
+  const resized = page.locator('.variant[data-variant=thumbnail][data-status="ready"]').filter({ hasText: "120×120" });
+  for (let attempt = 0; ; attempt++) {
+    await go(page, `#/projects/${projectId}/media`);
+    await page.getByRole("heading", { name: "Media", exact: true }).waitFor();
+    await go(page, `#/files/${keptId}`);
+    await page.getByRole("heading", { name: /^Variants/ }).waitFor();
+    if (await resized.count()) break;
+    if (attempt === 60) fail("the thumbnail never showed 120×120");
+    await page.waitForTimeout(1000);
+  }
 
   // Delete the other file, with a confirmation.
   await go(page, `#/files/${deletedId}`);
