@@ -35,7 +35,7 @@ export async function logout() {
 }
 
 /** Called when the session ends by itself (refresh refused): the app shows the login form. */
-export let onSessionLost = () => {};
+let onSessionLost = () => {};
 export function whenSessionLost(f) {
   onSessionLost = f;
 }

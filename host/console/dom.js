@@ -47,6 +47,30 @@ export function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, error.message || String(error));
 }
 
+/** Runs `action` when `form` is submitted; its failure is shown in `problem`, in the
+ *  contract's words. */
+export function onSubmit(form, problem, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    fill(problem);
+    try {
+      await action();
+    } catch (e) {
+      fill(problem, errorBox(e));
+    }
+  });
+}
+
+/** A secret shown once (a new key, a webhook's signing secret), with a copy button. */
+export function secretCard(label, intro, secret, testId) {
+  return h(
+    "div",
+    { class: "card secret", role: "region", "aria-label": label },
+    h("p", {}, ...intro),
+    h("div", { class: "row" }, h("code", { class: "key", "data-testid": testId }, secret), copyButton(secret)),
+  );
+}
+
 /** A labelled form field. `input` is the control; the label points at it. */
 export function field(label, input, hint) {
   input.id ||= `f-${Math.random().toString(36).slice(2, 9)}`;

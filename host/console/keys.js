@@ -3,7 +3,7 @@
 // shown once too).
 
 import { api, forgetKeyIfPrefix, rememberKey } from "./api.js";
-import { announce, badge, confirmDialog, copyButton, errorBox, field, fill, h, pager, table, when } from "./dom.js";
+import { announce, badge, confirmDialog, errorBox, field, fill, h, onSubmit, pager, secretCard, table, when } from "./dom.js";
 
 export async function keysTab(project) {
   const root = h("section", { "aria-labelledby": "keys-title" });
@@ -34,26 +34,13 @@ function newKeyForm(project, shown, reload) {
   const name = h("input", { name: "key-name", required: true, maxlength: 100, value: "console" });
   const problem = h("div");
   const form = h("form", { class: "card row", "aria-label": "New API key" }, field("Key name", name), h("button", { type: "submit" }, "Create key"), problem);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
-    try {
-      const key = await api("POST", `/projects/${project.id}/keys`, { body: { name: name.value.trim() } });
-      rememberKey(project.id, key.key);
-      await reload();
-      fill(
-        shown,
-        h(
-          "div",
-          { class: "card secret", role: "region", "aria-label": "The new key" },
-          h("p", {}, h("strong", {}, "Copy this key now: "), "it is shown only once. This page also keeps it in memory for uploads until you log out."),
-          h("div", { class: "row" }, h("code", { class: "key", "data-testid": "new-key" }, key.key), copyButton(key.key)),
-        ),
-      );
-      announce(`Key ${key.name} created`);
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+  onSubmit(form, problem, async () => {
+    const key = await api("POST", `/projects/${project.id}/keys`, { body: { name: name.value.trim() } });
+    rememberKey(project.id, key.key);
+    await reload();
+    const intro = [h("strong", {}, "Copy this key now: "), "it is shown only once. This page also keeps it in memory for uploads until you log out."];
+    fill(shown, secretCard("The new key", intro, key.key, "new-key"));
+    announce(`Key ${key.name} created`);
   });
   return form;
 }
@@ -123,26 +110,13 @@ function newHookForm(project, shown, reload) {
     h("button", { type: "submit" }, "Add webhook"),
     problem,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
+  onSubmit(form, problem, async () => {
     const events = boxes.filter((b) => b.checked).map((b) => b.value);
-    try {
-      const hook = await api("POST", `/projects/${project.id}/webhooks`, { body: { url: url.value.trim(), events } });
-      await reload();
-      fill(
-        shown,
-        h(
-          "div",
-          { class: "card secret", role: "region", "aria-label": "The webhook's secret" },
-          h("p", {}, h("strong", {}, "Signing secret, shown only once: "), "verify deliveries with it."),
-          h("div", { class: "row" }, h("code", { class: "key" }, hook.secret), copyButton(hook.secret)),
-        ),
-      );
-      announce("Webhook added");
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+    const hook = await api("POST", `/projects/${project.id}/webhooks`, { body: { url: url.value.trim(), events } });
+    await reload();
+    const intro = [h("strong", {}, "Signing secret, shown only once: "), "verify deliveries with it."];
+    fill(shown, secretCard("The webhook's secret", intro, hook.secret, "new-secret"));
+    announce("Webhook added");
   });
   return form;
 }

@@ -4,7 +4,7 @@
 // this page, or one pasted here.
 
 import { api, keyOf, rememberKey } from "./api.js";
-import { announce, badge, bytes, dims, errorBox, field, fill, h, onLeave, pager } from "./dom.js";
+import { announce, badge, bytes, dims, errorBox, field, fill, h, onLeave, onSubmit, pager } from "./dom.js";
 import { tusUpload } from "./tus.js";
 
 const PER_PAGE = 48;
@@ -83,20 +83,14 @@ function keyPrompt(project, done) {
   const pasted = h("input", { name: "api-key", type: "password", autocomplete: "off", placeholder: "mbk_…" });
   const problem = h("div");
   const use = h("form", { class: "row" }, field("Upload with this API key", pasted), h("button", { type: "submit" }, "Use key"));
-  use.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
+  onSubmit(use, problem, async () => {
     const key = pasted.value.trim();
-    try {
-      // A cheap call that proves the key belongs to this project.
-      await api("GET", "/files", { key, query: { per_page: 1 } }).then((a) => {
-        if (a.items[0] && a.items[0].project_id !== project.id) throw new Error("that key belongs to another project");
-      });
-      rememberKey(project.id, key);
-      done();
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+    // A cheap call that proves the key belongs to this project.
+    await api("GET", "/files", { key, query: { per_page: 1 } }).then((a) => {
+      if (a.items[0] && a.items[0].project_id !== project.id) throw new Error("that key belongs to another project");
+    });
+    rememberKey(project.id, key);
+    done();
   });
   const make = h("button", { type: "button", class: "secondary" }, "Create a key for this console");
   make.addEventListener("click", async () => {

@@ -2,7 +2,7 @@
 // params) and users (su: list, create, delete).
 
 import { api, me } from "./api.js";
-import { announce, badge, bytes, confirmDialog, errorBox, field, fill, h, pager, table, when } from "./dom.js";
+import { announce, badge, bytes, confirmDialog, field, fill, h, onSubmit, pager, table, when } from "./dom.js";
 
 export async function pluginsView() {
   const root = h("section", { "aria-labelledby": "plugins-title" });
@@ -65,20 +65,14 @@ function registerForm(reload) {
     h("button", { type: "submit" }, "Register"),
     problem,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
+  onSubmit(form, problem, async () => {
     const body = new FormData();
     body.append("name", name.value.trim());
     body.append("version", version.value.trim());
     body.append("file", file.files[0]);
-    try {
-      const p = await api("POST", "/plugins", { form: body });
-      announce(`${p.name} ${p.version} registered`);
-      await reload();
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+    const p = await api("POST", "/plugins", { form: body });
+    announce(`${p.name} ${p.version} registered`);
+    await reload();
   });
   return form;
 }
@@ -116,16 +110,10 @@ function newUserForm(reload) {
     h("button", { type: "submit" }, "Create user"),
     problem,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
-    try {
-      const u = await api("POST", "/users", { body: { username: username.value.trim(), password: password.value, role: role.value } });
-      announce(`User ${u.username} created`);
-      await reload();
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+  onSubmit(form, problem, async () => {
+    const u = await api("POST", "/users", { body: { username: username.value.trim(), password: password.value, role: role.value } });
+    announce(`User ${u.username} created`);
+    await reload();
   });
   return form;
 }

@@ -2,7 +2,7 @@
 // keys, webhooks, jobs), rename and delete.
 
 import { api } from "./api.js";
-import { announce, confirmDialog, errorBox, field, fill, h, pager, rerender, table, when } from "./dom.js";
+import { announce, confirmDialog, field, fill, h, onSubmit, pager, rerender, table, when } from "./dom.js";
 import { projectJobs } from "./jobs.js";
 import { keysTab, webhooksTab } from "./keys.js";
 import { mediaTab } from "./media.js";
@@ -44,16 +44,10 @@ function createForm() {
     h("button", { type: "submit" }, "Create project"),
     problem,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fill(problem);
-    try {
-      const project = await api("POST", "/projects", { body: { name: name.value.trim() } });
-      announce(`Project ${project.name} created`);
-      location.hash = `#/projects/${project.id}/keys`;
-    } catch (e) {
-      fill(problem, errorBox(e));
-    }
+  onSubmit(form, problem, async () => {
+    const project = await api("POST", "/projects", { body: { name: name.value.trim() } });
+    announce(`Project ${project.name} created`);
+    location.hash = `#/projects/${project.id}/keys`;
   });
   return form;
 }
@@ -99,15 +93,10 @@ function projectActions(project) {
       h("button", { type: "submit" }, "Save name"),
       problem,
     );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try {
-        await api("PUT", `/projects/${project.id}`, { body: { name: name.value.trim() } });
-        announce("Renamed");
-        rerender();
-      } catch (e) {
-        fill(problem, errorBox(e));
-      }
+    onSubmit(form, problem, async () => {
+      await api("PUT", `/projects/${project.id}`, { body: { name: name.value.trim() } });
+      announce("Renamed");
+      rerender();
     });
     rename.replaceWith(form);
     name.focus();

@@ -5,6 +5,8 @@
 //! Tokens stay in the page's memory (never a cookie, so there is nothing to forge across sites),
 //! and the page may only run its own scripts: a strict Content-Security-Policy, no inline code.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 
 const JS: &str = "text/javascript; charset=utf-8";
 
+/// Each asset's ETag, in `ASSETS`' order: the bytes are fixed at build time, so hashed once.
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS.iter().map(|(_, _, bytes)| format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..12]))).collect()
+});
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(console_page)).routes(routes!(console_asset))
 }
@@ -67,10 +74,11 @@ async fn console_asset(State(state): State<AppState>, Path(asset): Path<String>,
 }
 
 fn serve(state: &AppState, request: &HeaderMap, name: &str) -> AppResult<Response> {
-    let Some((_, content_type, bytes)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+    let Some(index) = ASSETS.iter().position(|(n, _, _)| *n == name) else {
         return Err(Error::NotFound(format!("the console has no file {name:?}")).into());
     };
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..12]));
+    let (_, content_type, bytes) = &ASSETS[index];
+    let etag = &ETAGS[index];
     let mut response = if request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -82,7 +90,7 @@ fn serve(state: &AppState, request: &HeaderMap, name: &str) -> AppResult<Respons
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     if let Ok(v) = HeaderValue::from_str(&policy(state)) {

@@ -156,24 +156,15 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
         .expect("tokens");
     let token = login["access_token"].as_str().expect("token").to_owned();
     let get = |path: String| client.get(format!("{base}{path}")).bearer_auth(&token).send();
-    let project: Value = get(format!("/projects/{}", report["project_id"].as_str().expect("present")))
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("an answer");
+    let json = async |path: String| -> Value { get(path).await.expect("an answer").json().await.expect("JSON") };
+    let project: Value = json(format!("/projects/{}", report["project_id"].as_str().expect("present"))).await;
     assert_eq!(project["name"], "Holiday photos");
     let thumbnail = &project["settings"]["variants"][0];
     assert_eq!(
         (thumbnail["name"].as_str(), thumbnail["width"].as_i64(), thumbnail["height"].as_i64()),
         (Some("thumbnail"), Some(120), Some(120))
     );
-    let files: Value = get(format!("/files?project_id={}", project["id"].as_str().expect("present")))
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("an answer");
+    let files: Value = json(format!("/files?project_id={}", project["id"].as_str().expect("present"))).await;
     assert_eq!(files["total"], 1, "one file left: {files}");
     let kept = &files["items"][0];
     assert_eq!(kept["id"], report["kept_file_id"]);
@@ -200,24 +191,14 @@ async fn a_person_uses_the_console_in_a_browser(db: DbKind, store: StoreKind) {
     let deleted =
         get(format!("/files/{}", report["deleted_file_id"].as_str().expect("present"))).await.expect("an answer");
     assert_eq!(deleted.status(), 404);
-    let keys: Value = get(format!("/projects/{}/keys", project["id"].as_str().expect("present")))
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("an answer");
+    let keys: Value = json(format!("/projects/{}/keys", project["id"].as_str().expect("present"))).await;
     assert_eq!(keys["total"], 1, "the key the console made: {keys}");
-    let hooks: Value = get(format!("/projects/{}/webhooks", project["id"].as_str().expect("present")))
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("an answer");
+    let hooks: Value = json(format!("/projects/{}/webhooks", project["id"].as_str().expect("present"))).await;
     assert_eq!(hooks["items"][0]["url"], "http://127.0.0.1:9/hooks");
-    let plugins: Value = get("/plugins".into()).await.expect("an answer").json().await.expect("an answer");
+    let plugins: Value = json("/plugins".into()).await;
     let sepia = plugins.as_array().expect("list").iter().find(|p| p["name"] == "sepia").expect("sepia registered");
     assert_eq!(sepia["version"], "1.0.0");
-    let users: Value = get("/users".into()).await.expect("an answer").json().await.expect("an answer");
+    let users: Value = json("/users".into()).await;
     let ada = users["items"].as_array().expect("users").iter().find(|u| u["username"] == "ada").expect("ada made");
     assert_eq!(ada["role"], "admin");
 }
