@@ -212,6 +212,7 @@ impl Config {
         let plugin_memory_mb = parse_number("PLUGIN_MEMORY_MB", get("PLUGIN_MEMORY_MB"), 512, 16..=16384)?;
         let plugin_timeout_ms = parse_number("PLUGIN_TIMEOUT_MS", get("PLUGIN_TIMEOUT_MS"), 30_000, 10..=3_600_000)?;
         let stale_after_secs = parse_number("JOB_STALE_AFTER_SECS", get("JOB_STALE_AFTER_SECS"), 60, 1..=86_400)?;
+        let orphan_grace_secs = parse_number("ORPHAN_GRACE_SECS", get("ORPHAN_GRACE_SECS"), 3600, 0..=30 * 86_400)?;
         let max_image_pixels =
             parse_number("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS"), 100_000_000, 1..=10_000_000_000)?;
         let max_animation_frames = parse_number(
@@ -303,7 +304,11 @@ impl Config {
             max_image_pixels,
             max_animation_frames,
             auth: AuthSettings::default(),
-            jobs: JobSettings { stale_after: Duration::from_secs(stale_after_secs), ..JobSettings::default() },
+            jobs: JobSettings {
+                stale_after: Duration::from_secs(stale_after_secs),
+                orphan_grace: Duration::from_secs(orphan_grace_secs),
+                ..JobSettings::default()
+            },
             server: ServerSettings { max_connections: max_connections as usize, ..ServerSettings::default() },
             trusted_proxies,
             forwarded_header,

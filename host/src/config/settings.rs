@@ -43,7 +43,8 @@ impl Default for ServerSettings {
 }
 
 /// How workers take, keep alive and retry jobs, and what the cleanup removes. Fixed defaults;
-/// `JOB_STALE_AFTER_SECS` (default 60) sets how long a silent worker keeps its job.
+/// `JOB_STALE_AFTER_SECS` (default 60) sets how long a silent worker keeps its job, `ORPHAN_GRACE_SECS`
+/// (default 3600) how old an object no row names must be before the cleanup deletes it.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     /// How often an idle worker looks for work (uploads in the same process wake it at once).

@@ -21,6 +21,11 @@ fn backoff_doubles_up_to_its_cap_and_the_stale_limit_is_configurable() {
     assert_eq!(config.jobs.heartbeat_every(), Duration::from_millis(500));
     let err = load(&[("JOB_STALE_AFTER_SECS", "0")], dir.path()).expect_err("out of range");
     assert!(err.to_string().starts_with("JOB_STALE_AFTER_SECS"), "{err}");
+    assert_eq!(jobs.orphan_grace, Duration::from_secs(3600));
+    let config = load(&[("ORPHAN_GRACE_SECS", "0")], dir.path()).expect("valid");
+    assert_eq!(config.jobs.orphan_grace, Duration::ZERO);
+    let err = load(&[("ORPHAN_GRACE_SECS", "-1")], dir.path()).expect_err("out of range");
+    assert!(err.to_string().starts_with("ORPHAN_GRACE_SECS"), "{err}");
 }
 
 #[test]
