@@ -178,8 +178,29 @@ pub async fn serve(
             response.headers_mut().insert(header::CONTENT_RANGE, v);
         }
     }
-    *response.body_mut() = Body::from_stream(object.body);
+    let length = object.content_length();
+    *response.body_mut() = if length <= crate::storage::fs::WHOLE_READ_MAX {
+        // A small object answers from memory as one body of known length: hyper writes headers
+        // and bytes together and knows the response is complete without polling a stream again.
+        Body::from(whole(object.body, length).await.map_err(not_found)?)
+    } else {
+        Body::from_stream(object.body)
+    };
     Ok(response)
+}
+
+/// The `length` bytes of `body` in one buffer (no copy when the store gave one chunk).
+async fn whole(mut body: crate::storage::ByteStream, length: u64) -> Result<bytes::Bytes, StorageError> {
+    use futures_util::TryStreamExt;
+    let first = body.try_next().await.map_err(StorageError::backend)?.unwrap_or_default();
+    let Some(second) = body.try_next().await.map_err(StorageError::backend)? else { return Ok(first) };
+    let mut buf = bytes::BytesMut::with_capacity(length as usize);
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    while let Some(chunk) = body.try_next().await.map_err(StorageError::backend)? {
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 #[cfg(test)]

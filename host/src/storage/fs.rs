@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use super::{
@@ -92,6 +92,57 @@ impl FsStore {
     }
 }
 
+/// Objects up to this size are read in one go (and answered from memory).
+pub const WHOLE_READ_MAX: u64 = 1 << 20;
+
+struct Opened {
+    meta: ObjectMeta,
+    range: Option<(u64, u64)>,
+    contents: Contents,
+}
+
+enum Contents {
+    Whole(bytes::Bytes),
+    /// Positioned at the first byte to send; the length to send.
+    Open(std::fs::File, u64),
+}
+
+/// Opens the object at `path` (blocking), positioned at the start of `range`, and reads it when
+/// it is small.
+fn open_for_reading(path: &Path, key: String, range: Option<ByteRange>) -> StorageResult<Opened> {
+    use std::io::{Read, Seek};
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key)),
+        Err(e) => return Err(StorageError::backend(e)),
+    };
+    let m = file.metadata().map_err(StorageError::backend)?;
+    if !m.is_file() {
+        return Err(StorageError::NotFound(key));
+    }
+    let meta = to_meta(key, &m);
+    let resolved = match range {
+        None => None,
+        Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: Some(meta.size) })?),
+    };
+    let (first, len) = resolved.map_or((0, meta.size), |(a, b)| (a, b - a + 1));
+    if first > 0 {
+        file.seek(SeekFrom::Start(first)).map_err(StorageError::backend)?;
+    }
+    let contents = if len <= WHOLE_READ_MAX {
+        let mut buf = Vec::with_capacity(len as usize);
+        file.take(len).read_to_end(&mut buf).map_err(StorageError::backend)?;
+        if (buf.len() as u64) < len {
+            // Shorter than its size a moment ago: never answer fewer bytes than Content-Length says.
+            return Err(StorageError::backend(anyhow::anyhow!("{} shrank while being read", meta.key)));
+        }
+        Contents::Whole(buf.into())
+    } else {
+        Contents::Open(file, len)
+    };
+    Ok(Opened { meta, range: resolved, contents })
+}
+
 fn to_meta(key: String, m: &std::fs::Metadata) -> ObjectMeta {
     let modified = m.modified().ok();
     let nanos =
@@ -133,28 +184,19 @@ impl BlobStore for FsStore {
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> StorageResult<GetObject> {
         let path = self.path_of(key)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_string())),
-            Err(e) => return Err(StorageError::backend(e)),
-        };
-        let m = file.metadata().await.map_err(StorageError::backend)?;
-        if !m.is_file() {
-            return Err(StorageError::NotFound(key.to_string()));
-        }
-        let meta = to_meta(key.as_str().to_owned(), &m);
-        let resolved = match range {
-            None => None,
-            Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: Some(meta.size) })?),
-        };
-        let body: ByteStream = match resolved {
-            None => Box::pin(ReaderStream::with_capacity(file, 64 * 1024)),
-            Some((first, last)) => {
-                file.seek(SeekFrom::Start(first)).await.map_err(StorageError::backend)?;
-                Box::pin(ReaderStream::with_capacity(file.take(last - first + 1), 64 * 1024))
+        let name = key.as_str().to_owned();
+        // One trip to the blocking pool opens, stats and, for a small object (a variant, most
+        // often), reads it whole: tokio's file reads would take a trip per chunk.
+        let opened = tokio::task::spawn_blocking(move || open_for_reading(&path, name, range))
+            .await
+            .map_err(|e| StorageError::backend(anyhow::anyhow!("the read task failed: {e}")))??;
+        let body: ByteStream = match opened.contents {
+            Contents::Whole(bytes) => Box::pin(futures_util::stream::once(async move { Ok(bytes) })),
+            Contents::Open(file, len) => {
+                Box::pin(ReaderStream::with_capacity(tokio::fs::File::from_std(file).take(len), 64 * 1024))
             }
         };
-        Ok(GetObject { meta, range: resolved, body })
+        Ok(GetObject { meta: opened.meta, range: opened.range, body })
     }
 
     async fn head(&self, key: &BlobKey) -> StorageResult<ObjectMeta> {
