@@ -9,6 +9,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::db::Db;
+use crate::delivery::owners::Owners;
 use crate::delivery::signing::UrlSigner;
 use crate::plugins::PluginEngine;
 use crate::storage::{self, BlobStore};
@@ -27,6 +28,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// Signs and verifies private projects' blob URLs (filesystem store).
     pub url_signer: UrlSigner,
+    /// Which live project owns a blob key, remembered for a second (`GET /blobs`).
+    pub owners: Owners,
     /// Poked after a job is enqueued, so this process' idle workers look at once.
     /// Shared, so a queue can wait on it from a future of its own ([`crate::jobs::queue`]).
     pub wake: Arc<tokio::sync::Notify>,
@@ -82,6 +85,7 @@ impl AppState {
             tokens,
             throttle,
             url_signer,
+            owners: Owners::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
             plugin_engine: std::sync::Mutex::new(None),
         })))

@@ -1,13 +1,16 @@
 //! How stored blobs reach clients. A public project's URLs are plain (`/blobs/{key}` on the
 //! filesystem, the bucket's URL on S3). A private project's are signed and expire after its
 //! `url_ttl_seconds`: `/blobs/{key}?exp=…&sig=…` on the filesystem ([`signing`]), presigned GETs
-//! on S3. Every answer signs afresh; `GET /blobs` looks the key's project up on every request,
-//! so switching a project to private refuses its unsigned URLs at once.
+//! on S3. Every answer signs afresh; `GET /blobs` looks the key's project up in [`owners`], a
+//! memory of a second that a change of the project in this process empties, so switching a
+//! project to private refuses its unsigned URLs at once (within a second on other processes).
 
 pub mod negotiate;
+pub mod owners;
 pub mod signing;
 pub mod variants;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -76,12 +79,15 @@ impl<'a> Links<'a> {
 }
 
 /// The project whose blobs live under `key` (`{slug}-{project id}/…`), when it is live.
-async fn owner_of(state: &AppState, key: &BlobKey) -> Result<Option<Project>> {
+async fn owner_of(state: &AppState, key: &BlobKey) -> Result<Option<Arc<Project>>> {
     let Some(id) = crate::storage::keys::project_id_of(key.as_str()) else { return Ok(None) };
-    match projects::find(&state.db, id).await? {
-        Some(row) => Ok(Some(Project::from_row(row)?)),
-        None => Ok(None),
+    if let Some(project) = state.owners.get(id) {
+        return Ok(Some(project));
     }
+    let Some(row) = projects::find(&state.db, id).await? else { return Ok(None) };
+    let project = Arc::new(Project::from_row(row)?);
+    state.owners.put(id, Arc::clone(&project));
+    Ok(Some(project))
 }
 
 /// Whether a page of `origin` may use `path`, a delivery route of one project (`/blobs/{key}`,
@@ -93,10 +99,10 @@ pub async fn cors_allows(state: &AppState, path: &str, origin: &str) -> Result<b
             Err(_) => None,
         }
     } else if let Some(rest) = path.strip_prefix("/v/") {
-        variants::project_of_path(state, rest).await?
+        variants::project_of_path(state, rest).await?.map(Arc::new)
     } else if let Some(token) = path.strip_prefix("/upload/direct/") {
         match crate::files::direct::project_of(state, token).await? {
-            Some(id) => crate::projects::service::get_by_key(state, id).await.ok(),
+            Some(id) => crate::projects::service::get_by_key(state, id).await.ok().map(Arc::new),
             None => None,
         }
     } else {

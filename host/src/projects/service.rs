@@ -146,7 +146,9 @@ pub async fn update(
             Some(serde_json::to_value(settings).context("serialise settings")?)
         }
     };
-    if !projects::update(&state.db, id, name.as_deref(), settings.as_ref()).await? {
+    let updated = projects::update(&state.db, id, name.as_deref(), settings.as_ref()).await?;
+    state.owners.forget(id);
+    if !updated {
         return Err(Error::not_found("project", id));
     }
     get(state, user, id).await
@@ -157,12 +159,12 @@ pub async fn update(
 /// so nothing becomes an untracked orphan; the caller may retry.
 pub async fn delete(state: &AppState, user: CurrentUser, id: Uuid, permanent: bool) -> Result<()> {
     let project = get(state, user, id).await?;
+    projects::soft_delete(&state.db, id).await?;
+    state.owners.forget(id);
     if !permanent {
-        projects::soft_delete(&state.db, id).await?;
         return Ok(());
     }
-    // Keys first: no upload may land while the blobs are being removed.
-    projects::soft_delete(&state.db, id).await?;
+    // Keys are off now (soft deleted first): no upload may land while the blobs are removed.
     delete_prefix(state.store.as_ref(), &project.prefix()).await?;
     projects::delete_rows(&state.db, id).await?;
     Ok(())
