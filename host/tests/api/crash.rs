@@ -19,14 +19,14 @@ use crate::helpers::{DbKind, PgTestDb, StoreKind, TEST_JWT_SECRET, fixture, test
 
 const PASSWORD: &str = "crash-test-password";
 /// Small variants: the test is about the queue, not about rendering speed.
-fn settings() -> Value {
+pub(crate) fn settings() -> Value {
     json!({"variants": [
         {"name": "thumb", "width": 96, "height": 96, "fit": "cover", "format": "webp", "quality": 70},
         {"name": "small", "width": 320, "height": null, "fit": "contain", "format": "jpeg", "quality": 70},
         {"name": "tiny", "width": 120, "height": 80, "fit": "stretch", "format": "avif", "quality": 40}]})
 }
 /// What `settings()` makes of `photo.jpg` (1600x1203).
-const EXPECTED: [(&str, u64, u64); 3] = [("thumb", 96, 96), ("small", 320, 241), ("tiny", 120, 80)];
+pub(crate) const EXPECTED: [(&str, u64, u64); 3] = [("thumb", 96, 96), ("small", 320, 241), ("tiny", 120, 80)];
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -181,7 +181,7 @@ impl Cluster {
 }
 
 /// Runs `sql` (one text column) on the test database.
-async fn query_strings(db_url: &str, sql: &str) -> Vec<String> {
+pub(crate) async fn query_strings(db_url: &str, sql: &str) -> Vec<String> {
     use sqlx::Connection;
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     if db_url.starts_with("postgres") {
@@ -293,7 +293,7 @@ async fn sqlite_serve_survives_sigkill_and_restart() {
 }
 
 /// Prints a line of figures and keeps it for `scripts/test`'s summary.
-fn report(file: &str, line: &str) {
+pub(crate) fn report(file: &str, line: &str) {
     println!("{line}");
     if let Ok(dir) = std::env::var("MBK_TEST_REPORT_DIR") {
         let _ = std::fs::write(std::path::Path::new(&dir).join(file), format!("{line}\n"));

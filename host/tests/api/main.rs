@@ -11,6 +11,7 @@ mod author;
 mod auto_formats;
 mod caps;
 mod cli;
+mod cluster;
 mod console;
 mod contract;
 mod crash;
