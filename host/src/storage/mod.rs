@@ -3,6 +3,7 @@
 //! bounded whatever the object size.
 
 pub mod fs;
+mod hot;
 pub mod keys;
 pub mod s3;
 
