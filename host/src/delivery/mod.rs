@@ -84,9 +84,10 @@ async fn owner_of(state: &AppState, key: &BlobKey) -> Result<Option<Arc<Project>
     if let Some(project) = state.owners.get(id) {
         return Ok(Some(project));
     }
+    let generation = state.owners.generation();
     let Some(row) = projects::find(&state.db, id).await? else { return Ok(None) };
     let project = Arc::new(Project::from_row(row)?);
-    state.owners.put(id, Arc::clone(&project));
+    state.owners.put(id, Arc::clone(&project), generation);
     Ok(Some(project))
 }
 

@@ -189,18 +189,32 @@ pub async fn serve(
     Ok(response)
 }
 
-/// The `length` bytes of `body` in one buffer (no copy when the store gave one chunk).
+/// The `length` bytes of `body` in one buffer (no copy when the store gave one chunk); a body
+/// that ends short of, or runs past, `length` is an error, never an answer that belies its
+/// `Content-Length`.
 async fn whole(mut body: crate::storage::ByteStream, length: u64) -> Result<bytes::Bytes, StorageError> {
     use futures_util::TryStreamExt;
     let first = body.try_next().await.map_err(StorageError::backend)?.unwrap_or_default();
-    let Some(second) = body.try_next().await.map_err(StorageError::backend)? else { return Ok(first) };
-    let mut buf = bytes::BytesMut::with_capacity(length as usize);
-    buf.extend_from_slice(&first);
-    buf.extend_from_slice(&second);
-    while let Some(chunk) = body.try_next().await.map_err(StorageError::backend)? {
-        buf.extend_from_slice(&chunk);
+    let all = match body.try_next().await.map_err(StorageError::backend)? {
+        None => first,
+        Some(second) => {
+            let mut buf = bytes::BytesMut::with_capacity(length as usize);
+            buf.extend_from_slice(&first);
+            buf.extend_from_slice(&second);
+            while let Some(chunk) = body.try_next().await.map_err(StorageError::backend)? {
+                buf.extend_from_slice(&chunk);
+                if buf.len() as u64 > length {
+                    break;
+                }
+            }
+            buf.freeze()
+        }
+    };
+    if all.len() as u64 != length {
+        let why = format!("the store gave {} bytes of an object of {length}", all.len());
+        return Err(StorageError::backend(anyhow::anyhow!(why)));
     }
-    Ok(buf.freeze())
+    Ok(all)
 }
 
 #[cfg(test)]
