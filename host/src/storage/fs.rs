@@ -126,10 +126,7 @@ fn open_for_reading(path: &Path, key: String, range: Option<ByteRange>) -> Stora
         return Err(StorageError::NotFound(key));
     }
     let meta = to_meta(key, &m);
-    let resolved = match range {
-        None => None,
-        Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: Some(meta.size) })?),
-    };
+    let resolved = ByteRange::resolve_in(range, meta.size)?;
     let (first, len) = resolved.map_or((0, meta.size), |(a, b)| (a, b - a + 1));
     if first > 0 {
         file.seek(SeekFrom::Start(first)).map_err(StorageError::backend)?;
@@ -150,10 +147,7 @@ fn open_for_reading(path: &Path, key: String, range: Option<ByteRange>) -> Stora
 
 /// A small object from [`HotObjects`], cut to `range`.
 fn from_memory(meta: ObjectMeta, bytes: bytes::Bytes, range: Option<ByteRange>) -> StorageResult<GetObject> {
-    let resolved = match range {
-        None => None,
-        Some(r) => Some(r.resolve(meta.size).ok_or(StorageError::RangeNotSatisfiable { size: Some(meta.size) })?),
-    };
+    let resolved = ByteRange::resolve_in(range, meta.size)?;
     let bytes = match resolved {
         None => bytes,
         Some((first, last)) => bytes.slice(first as usize..=last as usize),

@@ -103,6 +103,12 @@ impl ByteRange {
         }
     }
 
+    /// `range` (none: the whole object) within an object of `size` bytes: its offsets, or the
+    /// 416 when nothing of the object is in it.
+    pub fn resolve_in(range: Option<ByteRange>, size: u64) -> StorageResult<Option<(u64, u64)>> {
+        range.map(|r| r.resolve(size).ok_or(StorageError::RangeNotSatisfiable { size: Some(size) })).transpose()
+    }
+
     /// The `Range` header S3 understands for this range.
     pub fn to_header(self) -> String {
         match self {
