@@ -169,6 +169,39 @@ pub fn clip(text: &str) -> &str {
     &text[..end]
 }
 
+/// How long start-up waits for a PostgreSQL that does not answer yet (starting, restarting, not
+/// reachable yet): a process started beside its database, or while it restarts, comes up once it
+/// does instead of exiting for its supervisor to try again.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// `connect()` again, with a growing pause, while the server is not there or not ready (refused,
+/// reset, "starting up", "shutting down") and `wait` has not passed; any other failure (a wrong
+/// password, no such database) at once.
+async fn connect_waiting<P, F>(connect: impl Fn() -> F, wait: Duration) -> Result<P, sqlx::Error>
+where
+    F: std::future::Future<Output = Result<P, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match connect().await {
+            Err(e) if not_there_yet(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(error = %e, retry_in = ?pause, "the database does not answer yet; waiting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            answer => return answer,
+        }
+    }
+}
+
+/// The server is absent or not ready, as opposed to refusing us.
+fn not_there_yet(e: &sqlx::Error) -> bool {
+    // 57P03 cannot_connect_now: starting up, shutting down, in recovery.
+    matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        || e.as_database_error().and_then(|d| d.code()).is_some_and(|code| code == "57P03")
+}
+
 #[derive(Clone, Debug)]
 pub enum Db {
     Sqlite(SqlitePool),
@@ -200,10 +233,8 @@ impl Db {
                 Ok(Db::Sqlite(pool))
             }
             DbUrl::Postgres(url) => {
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect(url)
+                let options = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5));
+                let pool = connect_waiting(|| options.clone().connect(url), START_WAIT)
                     .await
                     .with_context(|| format!("cannot connect to PostgreSQL at {}", crate::config::redact_url(url)))?;
                 Ok(Db::Postgres(pool))

@@ -39,6 +39,7 @@ mod queue;
 mod recovery;
 mod registry;
 mod sessions;
+mod start_order;
 mod storage;
 mod sweep;
 mod tus;
