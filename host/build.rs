@@ -3,6 +3,10 @@
 //! plugin (`plugins/examples/sepia`) and the test fixtures (`plugins/fixtures/*`), whose paths
 //! the tests get as `MBK_TEST_SEPIA_WASM`, `MBK_TEST_HOSTILE_WASM`, `MBK_TEST_SNOOP_WASM`, `MBK_TEST_LEGACY_WASM` and `MBK_TEST_FLAT_WASM`.
 //!
+//! It compiles the standard component to machine code too (`OUT_DIR/mbk_standard.cwasm`), with
+//! wasmtime and the host's own engine configuration (`src/plugins/engine_config.rs`), so a fresh
+//! data dir need not compile it at start-up.
+//!
 //! The inner cargo gets a target dir of its own (next to ours), so it never waits on our lock.
 //! The wasm target is added with rustup when missing. When the component cannot be built (no
 //! rustup, no network, `MBK_SKIP_WASM=1`), the build warns and embeds an empty file: the host
@@ -10,6 +14,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "src/plugins/engine_config.rs"]
+mod engine_config;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -19,7 +26,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let out_file = out_dir.join("mbk_standard.wasm");
     // `migrations`: sqlx embeds them at compile time, and a new file must rebuild the crate.
-    for watched in ["plugins", "wit", "Cargo.lock", "migrations"] {
+    for watched in ["plugins", "wit", "Cargo.lock", "migrations", "host/src/plugins/engine_config.rs"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=MBK_SKIP_WASM");
@@ -57,6 +64,7 @@ fn main() {
         );
         std::fs::write(&out_file, b"").expect("write an empty component");
     }
+    precompile(&out_file, &out_dir.join("mbk_standard.cwasm"));
     for name in ["mbk_sepia", "mbk_hostile", "mbk_snoop", "mbk_legacy", "mbk_flat"] {
         let dest = out_dir.join(format!("{name}.wasm"));
         let copied = built
@@ -69,6 +77,24 @@ fn main() {
         let var = format!("MBK_TEST_{}_WASM", name.trim_start_matches("mbk_").to_ascii_uppercase());
         println!("cargo:rustc-env={var}={}", dest.display());
     }
+}
+
+/// Compiles the standard component to machine code for this machine with the host's own engine
+/// configuration, so a fresh data dir renders at once rather than after seconds of compiling.
+/// Empty when there is no component or it does not compile: the host then compiles at start-up.
+fn precompile(wasm: &Path, cwasm: &Path) {
+    let wasm = std::fs::read(wasm).unwrap_or_default();
+    let code = if wasm.is_empty() {
+        Vec::new()
+    } else {
+        let compiled = wasmtime::Engine::new(&engine_config::compiler_config())
+            .and_then(|engine| engine.precompile_component(&wasm));
+        compiled.unwrap_or_else(|e| {
+            println!("cargo:warning=the standard component was not compiled ahead of time ({e}); the host will at start-up");
+            Vec::new()
+        })
+    };
+    std::fs::write(cwasm, code).expect("write the ahead-of-time code");
 }
 
 /// `<target>/` of this build: OUT_DIR is `<target>/[<triple>/]<profile>/build/<pkg>/out`.

@@ -25,6 +25,9 @@ use crate::plugins::{
 
 /// The standard plugin as a component, built by `host/build.rs` (empty when it could not be).
 pub static STANDARD_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mbk_standard.wasm"));
+/// Its machine code, compiled by `host/build.rs` for this machine (empty when it could not be):
+/// a fresh data dir renders at once instead of compiling for seconds first.
+pub static STANDARD_PRECOMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/mbk_standard.cwasm"));
 
 /// Which engine renders the standard plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +61,7 @@ impl Renderer {
                 None
             }
             PipelineEngine::Wasm | PipelineEngine::Auto => Some(
-                plugins.load(STANDARD_COMPONENT).map_err(|e| anyhow::anyhow!("the standard plugin component: {e}"))?,
+                plugins.load_built_in(STANDARD_COMPONENT, STANDARD_PRECOMPILED).map_err(|e| anyhow::anyhow!("the standard plugin component: {e}"))?,
             ),
         };
         Ok(Renderer { plugins, standard })

@@ -39,11 +39,6 @@ use super::{Limits, Output, Param, RenderError, Rendered, Spec};
 const TICK: Duration = Duration::from_millis(10);
 /// Guest stderr kept per call (enough for a panic message and a backtrace line or two).
 const STDERR_CAPTURE: usize = 64 * 1024;
-/// The wasm stack of a call (`max_wasm_stack`).
-const WASM_STACK: usize = 2 << 20;
-/// A call's fiber stack: the wasm stack plus room for the host functions it calls (WASI, log,
-/// codecs), which run on the same stack. wasmtime requires it to exceed the wasm stack.
-const CALL_STACK: usize = WASM_STACK + (1 << 20);
 
 #[derive(Debug, Clone)]
 pub struct PluginSettings {
@@ -117,12 +112,7 @@ impl PluginEngine {
     pub fn new(settings: PluginSettings) -> anyhow::Result<Arc<Self>> {
         // Started now so that a failure shows at start-up, not on the first call.
         clock().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut config = wasmtime::Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(WASM_STACK)
-            .async_stack_size(CALL_STACK);
+        let mut config = super::engine_config::compiler_config();
         // Pooling: instance slots are made once, so a call's instantiation is a few microseconds.
         // Sized to the call slots (the defaults reserve terabytes of address space).
         let slots = settings.instances.max(1);
@@ -172,9 +162,17 @@ impl PluginEngine {
         Some(dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish())))
     }
 
-    /// Machine code from the disk cache, or compiled now (and cached).
-    fn component(&self, wasm: &[u8], sha256: &str) -> Result<Component, PluginFailure> {
+    /// Machine code compiled ahead of time for `wasm` (by this host's build), from the disk
+    /// cache, or compiled now (and cached).
+    fn component(&self, wasm: &[u8], sha256: &str, ahead: Option<&[u8]>) -> Result<Component, PluginFailure> {
         let invalid = |e: anyhow::Error| PluginFailure::Invalid(format!("{e:#}"));
+        if let Some(code) = ahead.filter(|code| !code.is_empty()) {
+            match load_built_in(&self.engine, code) {
+                Ok(component) => return Ok(component),
+                // Built on another CPU, or by another wasmtime: compiling it here is correct, only slower.
+                Err(e) => tracing::info!(error = %format!("{e:#}"), "the ahead-of-time code does not fit this engine; compiling"),
+            }
+        }
         if let Some(path) = self.cache_path(sha256).filter(|p| p.is_file()) {
             if let Ok(component) = load_precompiled(&self.engine, &path) {
                 return Ok(component);
@@ -205,11 +203,22 @@ impl PluginEngine {
 
     /// Compiles (or fetches from the caches) and links a component.
     pub fn load(&self, wasm: &[u8]) -> Result<CompiledPlugin, PluginFailure> {
+        self.load_with(wasm, None)
+    }
+
+    /// [`PluginEngine::load`] for a component of this very binary, whose machine code the build
+    /// made too (`ahead`: `precompile_component` of [`compiler_config`](super::engine_config)
+    /// on `wasm`): no compile at start-up when that code fits this engine, a compile when not.
+    pub fn load_built_in(&self, wasm: &[u8], ahead: &'static [u8]) -> Result<CompiledPlugin, PluginFailure> {
+        self.load_with(wasm, Some(ahead))
+    }
+
+    fn load_with(&self, wasm: &[u8], ahead: Option<&[u8]>) -> Result<CompiledPlugin, PluginFailure> {
         let sha256 = hex::encode(Sha256::digest(wasm));
         if let Some(found) = crate::sync::lock(&self.compiled).get(&sha256) {
             return Ok(found.clone());
         }
-        let component = self.component(wasm, &sha256)?;
+        let component = self.component(wasm, &sha256, ahead)?;
         check_imports(&self.engine, &component)?;
         let instance_pre = self
             .linker
@@ -424,6 +433,15 @@ fn wasmparser_is_component(wasm: &[u8]) -> bool {
 fn load_precompiled(engine: &Engine, path: &std::path::Path) -> anyhow::Result<Component> {
     // SAFETY: see above; the cache folder is ours (DATA_DIR) and keyed by engine version.
     unsafe { Component::deserialize_file(engine, path) }.map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Loads the machine code the build compiled for a component embedded in this binary: it is as
+/// trusted as the binary itself. wasmtime still checks it fits this engine (version, CPU
+/// features, configuration) and refuses it otherwise.
+#[allow(unsafe_code)]
+fn load_built_in(engine: &Engine, code: &[u8]) -> anyhow::Result<Component> {
+    // SAFETY: see above; `code` is `include_bytes!` of build.rs's `precompile_component`.
+    unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!(e))
 }
 
 #[allow(unsafe_code)]

@@ -10,6 +10,7 @@
 pub mod bindings;
 mod encoders;
 pub mod engine;
+pub mod engine_config;
 mod host_calls;
 pub mod pin;
 pub mod registry;

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mbk_host::config::PipelineEngine;
-use mbk_host::pipeline::{Engine, Renderer, STANDARD_COMPONENT};
+use mbk_host::pipeline::{Engine, Renderer, STANDARD_COMPONENT, STANDARD_PRECOMPILED};
 use mbk_host::plugins::{Fit, Format, PluginEngine, PluginFailure, PluginSettings, RenderError, Spec};
 
 use crate::helpers::fixture;
@@ -47,6 +47,25 @@ fn the_build_embeds_the_standard_component() {
     let engine = renderer(Engine::Wasm).plugins();
     let info = engine.info(&engine.load(STANDARD_COMPONENT).expect("loads")).expect("info");
     assert_eq!((info.name.as_str(), info.version.as_str()), ("mbk-standard", env!("CARGO_PKG_VERSION")));
+}
+
+/// A fresh data dir does not compile the standard component: the build compiled it, the engine
+/// takes that code (nothing lands in the empty compile cache), and it renders.
+#[test]
+fn the_standard_component_runs_from_the_build_s_machine_code() {
+    assert!(!STANDARD_PRECOMPILED.is_empty(), "host/build.rs did not compile the component; see the build warnings");
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let cache = fresh.path().join("plugin-cache");
+    let settings = PluginSettings { cache_dir: Some(cache.clone()), ..settings(512, Duration::from_secs(120)) };
+    let started = std::time::Instant::now();
+    let renderer = Renderer::with_engine(PipelineEngine::Wasm, PluginEngine::new(settings).expect("engine")).expect("renderer");
+    println!("the standard component ready in {:?}", started.elapsed());
+    assert_eq!(renderer.engine(), Engine::Wasm);
+    assert!(!cache.exists(), "the component was compiled at start-up: {:?}", std::fs::read_dir(&cache).map(|d| d.count()));
+    let specs = [spec(Some(64), Some(48), Fit::Cover, Format::Png)];
+    let out = renderer.render_standard(&fixture("photo.jpg"), MAX_PIXELS, &specs).expect("renders");
+    let image = image::load_from_memory(&out[0].as_ref().expect("the variant").bytes).expect("a PNG");
+    assert_eq!((image.width(), image.height()), (64, 48));
 }
 
 /// Mean absolute difference per channel between two decoded images of the same size.
