@@ -167,7 +167,7 @@ impl PluginEngine {
     fn component(&self, wasm: &[u8], sha256: &str, ahead: Option<&[u8]>) -> Result<Component, PluginFailure> {
         let invalid = |e: anyhow::Error| PluginFailure::Invalid(format!("{e:#}"));
         if let Some(code) = ahead.filter(|code| !code.is_empty()) {
-            match load_built_in(&self.engine, code) {
+            match load_precompiled_bytes(&self.engine, code) {
                 Ok(component) => return Ok(component),
                 // Built on another CPU, or by another wasmtime: compiling it here is correct, only slower.
                 Err(e) => tracing::info!(error = %format!("{e:#}"), "the ahead-of-time code does not fit this engine; compiling"),
@@ -435,17 +435,12 @@ fn load_precompiled(engine: &Engine, path: &std::path::Path) -> anyhow::Result<C
     unsafe { Component::deserialize_file(engine, path) }.map_err(|e| anyhow::anyhow!(e))
 }
 
-/// Loads the machine code the build compiled for a component embedded in this binary: it is as
-/// trusted as the binary itself. wasmtime still checks it fits this engine (version, CPU
-/// features, configuration) and refuses it otherwise.
-#[allow(unsafe_code)]
-fn load_built_in(engine: &Engine, code: &[u8]) -> anyhow::Result<Component> {
-    // SAFETY: see above; `code` is `include_bytes!` of build.rs's `precompile_component`.
-    unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!(e))
-}
-
+/// Loads machine code from memory: compiled by this engine a moment ago, or by this binary's
+/// build for a component embedded in it (as trusted as the binary itself). wasmtime still checks
+/// it fits this engine (version, CPU features, configuration) and refuses it otherwise.
 #[allow(unsafe_code)]
 fn load_precompiled_bytes(engine: &Engine, code: &[u8]) -> anyhow::Result<Component> {
-    // SAFETY: `code` was produced by `precompile_component` of this very engine a moment ago.
+    // SAFETY: `code` is `precompile_component` output of this engine, or `include_bytes!` of
+    // build.rs's, made with the same configuration; never bytes from a user.
     unsafe { Component::deserialize(engine, code) }.map_err(|e| anyhow::anyhow!(e))
 }
