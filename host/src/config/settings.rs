@@ -51,7 +51,9 @@ pub struct JobSettings {
     pub poll_interval: Duration,
     /// A `processing` job whose heartbeat is older than this goes back to the queue.
     pub stale_after: Duration,
-    /// Attempts before a job that keeps failing transiently (storage down) is `failed`.
+    /// Attempts before a job that keeps failing transiently (storage down) is `failed`. With the
+    /// default backoff, 8 attempts span about 4 minutes: a bucket restarted or failed over in
+    /// that time loses no variant (5 attempts spanned 30 s).
     pub max_attempts: i32,
     /// The longest one run of a job may take (a hung store must not hold a job forever).
     pub job_timeout: Duration,
@@ -100,7 +102,7 @@ impl Default for JobSettings {
         Self {
             poll_interval: Duration::from_secs(1),
             stale_after: Duration::from_secs(60),
-            max_attempts: 5,
+            max_attempts: 8,
             job_timeout: Duration::from_secs(30 * 60),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),

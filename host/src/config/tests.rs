@@ -9,6 +9,13 @@ fn load(vars: &[(&str, &str)], dir: &Path) -> Result<Config, ConfigError> {
 }
 
 #[test]
+fn a_job_keeps_retrying_through_a_storage_outage_of_four_minutes() {
+    let jobs = JobSettings::default();
+    let retrying: Duration = (1..jobs.max_attempts).map(|n| jobs.backoff(n)).sum();
+    assert!(retrying >= Duration::from_secs(240), "the retries give up after {retrying:?}");
+}
+
+#[test]
 fn backoff_doubles_up_to_its_cap_and_the_stale_limit_is_configurable() {
     let jobs = JobSettings::default();
     let waits: Vec<u64> = (1..=10).map(|n| jobs.backoff(n).as_secs()).collect();
