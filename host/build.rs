@@ -26,7 +26,8 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let out_file = out_dir.join("mbk_standard.wasm");
     // `migrations`: sqlx embeds them at compile time, and a new file must rebuild the crate.
-    for watched in ["plugins", "wit", "Cargo.lock", "migrations", "host/src/plugins/engine_config.rs"] {
+    // `Cargo.toml`: its `[profile.plugin]` shapes the components as much as their sources do.
+    for watched in ["plugins", "wit", "Cargo.toml", "Cargo.lock", "migrations", "host/src/plugins/engine_config.rs"] {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=MBK_SKIP_WASM");
